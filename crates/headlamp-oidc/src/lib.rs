@@ -1,0 +1,1 @@
+//! The OpenID Connect authorization-code flow: discovery, PKCE, sealed stateless login state, code exchange and refresh.

@@ -1,0 +1,1 @@
+//! Test fixtures shared by the workspace: a protocol-faithful test Kubernetes API server, key material, and process harnesses for the real IdP.

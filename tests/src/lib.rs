@@ -1,0 +1,1 @@
+//! End-to-end tests against real components (the `oidc-provider` IdP, the test API server, kubectl, Chromium).
