@@ -23,3 +23,8 @@ pub use login::{
 };
 pub use seal::{MIN_KEY_MATERIAL, SessionKey};
 pub use settings::{OPENID_SCOPE, OidcProviderSettings, split_scopes};
+
+#[cfg(test)]
+mod fake_idp;
+#[cfg(test)]
+mod tests;
