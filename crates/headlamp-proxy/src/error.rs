@@ -204,21 +204,26 @@ pub(crate) fn classify_upstream_error(
 ) -> ProxyError {
     let mut tls = None;
     let mut timed_out = false;
-    let mut current: Option<&(dyn StdError + 'static)> = Some(error);
-    while let Some(e) = current {
+    // Both `source()` and `io::Error::get_ref()` lead inwards: hyper-rustls
+    // wraps tokio-rustls' io::Error (which holds the rustls::Error) in a
+    // second io::Error, and io::Error's `source()` skips its payload.
+    let mut pending: Vec<&(dyn StdError + 'static)> = vec![error];
+    while let Some(e) = pending.pop() {
         if e.is::<crate::upstream::ConnectTimeoutError>() {
             timed_out = true;
         }
         if let Some(t) = e.downcast_ref::<rustls::Error>() {
             tls = Some(t.clone());
         }
-        if let Some(io) = e.downcast_ref::<std::io::Error>()
-            && let Some(inner) = io.get_ref()
-            && let Some(t) = inner.downcast_ref::<rustls::Error>()
+        if let Some(inner) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
         {
-            tls = Some(t.clone());
+            pending.push(inner);
         }
-        current = e.source();
+        if let Some(source) = e.source() {
+            pending.push(source);
+        }
     }
     let cluster = cluster.to_owned();
     let server = server.to_owned();
