@@ -472,6 +472,16 @@ impl OidcClient {
         callback: &CallbackParams,
     ) -> Result<TokenSet, OidcError> {
         let endpoints = self.endpoints().await?;
+        // RFC 9207 section 2.4: when the IdP names itself in the
+        // authorization response, it must be the issuer this login went to
+        // (defeats mix-up attacks between IdPs).
+        if let Some(iss) = &callback.iss
+            && iss != &endpoints.issuer
+        {
+            return Err(OidcError::InvalidLoginState {
+                reason: "the callback's iss parameter names another identity provider",
+            });
+        }
         let mut params: Vec<(&str, &str)> = vec![
             ("code", callback.code.as_str()),
             ("redirect_uri", login.redirect_uri.as_str()),

@@ -205,6 +205,8 @@ impl LoginState {
 pub struct CallbackParams {
     pub(crate) code: String,
     pub(crate) state: String,
+    /// RFC 9207 `iss`, when the IdP sends it.
+    pub(crate) iss: Option<String>,
 }
 
 impl fmt::Debug for CallbackParams {
@@ -221,12 +223,14 @@ impl CallbackParams {
         let mut state = None;
         let mut error = None;
         let mut description = None;
+        let mut iss = None;
         for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
             match k.as_ref() {
                 "code" => code = Some(v.into_owned()),
                 "state" => state = Some(v.into_owned()),
                 "error" => error = Some(v.into_owned()),
                 "error_description" => description = Some(v.into_owned()),
+                "iss" => iss = Some(v.into_owned()),
                 _ => {}
             }
         }
@@ -244,7 +248,7 @@ impl CallbackParams {
             .ok_or(OidcError::InvalidLoginState {
                 reason: "the callback has neither a code nor an error parameter",
             })?;
-        Ok(Self { code, state })
+        Ok(Self { code, state, iss })
     }
 
     /// The `state` parameter (to clear its login cookie).
@@ -422,6 +426,7 @@ mod tests {
         let p = CallbackParams {
             code: "c0de".into(),
             state: "st".into(),
+            iss: None,
         };
         assert!(!format!("{p:?}").contains("c0de"));
     }
@@ -517,6 +522,7 @@ mod tests {
         let params = CallbackParams {
             code: "c".into(),
             state: s.state.0.clone(),
+            iss: None,
         };
 
         let opened = LoginState::open(&key, &clock, &params, &cookies(&name, &sealed)).unwrap();
@@ -569,6 +575,7 @@ mod tests {
         let bad = CallbackParams {
             code: "c".into(),
             state: "../../etc".into(),
+            iss: None,
         };
         assert!(matches!(
             LoginState::open(&key, &clock, &bad, &cookies(&name, &sealed)),

@@ -598,3 +598,26 @@ async fn bad_ca_bundle_is_a_startup_error() {
         .unwrap_err();
     assert!(err.to_string().contains("/etc/ca.pem"), "{err}");
 }
+
+#[tokio::test]
+async fn callback_iss_must_name_this_idp() {
+    let bed = bed().await;
+    let (query, cookies) = browser_authorize("prod", &bed).await.unwrap();
+    let mixed_up = format!("{query}&iss=https%3A%2F%2Fevil.example");
+    let params = CallbackParams::from_query(Some(&mixed_up)).unwrap();
+    let state = bed.registry.open_login_state(&params, &cookies).unwrap();
+    let err = bed.client.complete_login(state, &params).await.unwrap_err();
+    assert!(
+        err.to_string().contains("another identity provider"),
+        "{err}"
+    );
+
+    let (query, cookies) = browser_authorize("prod", &bed).await.unwrap();
+    let honest = format!(
+        "{query}&iss={}",
+        url::form_urlencoded::byte_serialize(bed.idp.base.as_bytes()).collect::<String>()
+    );
+    let params = CallbackParams::from_query(Some(&honest)).unwrap();
+    let state = bed.registry.open_login_state(&params, &cookies).unwrap();
+    bed.client.complete_login(state, &params).await.unwrap();
+}
