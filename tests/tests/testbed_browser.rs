@@ -8,6 +8,12 @@
 //!
 //! Run one: `cargo test -p headlamp-e2e --test testbed_browser -- alice`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a failed step is a failed test, with its message"
+)]
+
 use headlamp_test_util::TestBedError;
 use headlamp_test_util::idp::browser::artifacts_dir;
 use headlamp_test_util::idp::{

@@ -6,6 +6,12 @@
 //!
 //! Run one: `cargo test -p headlamp-e2e --test testbed_idp -- alice`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a failed step is a failed test, with its message"
+)]
+
 use std::time::Duration;
 
 use headlamp_test_util::TestBedError;
