@@ -219,7 +219,7 @@ async fn run(mut ws: ServerSocket, protocol: Protocol, options: ExecOptions) {
     if let Some(payload) = status_payload(protocol, &status, &options.command) {
         let _ = ws.send(frame(protocol, ERROR, &payload)).await;
     }
-    let _ = ws.close(None).await;
+    let _ = ws.close(Some(websocket::normal_close())).await;
     // Drain until the client acknowledges the close.
     while let Some(Ok(_)) = ws.next().await {}
 }

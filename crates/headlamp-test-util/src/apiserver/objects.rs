@@ -283,13 +283,36 @@ fn column(name: &str, kind: &str, format: &str, description: &str, priority: u8)
     json!({ "name": name, "type": kind, "format": format, "description": description, "priority": priority })
 }
 
-/// A Table of `objects`, rows carrying `PartialObjectMetadata` (kube's
-/// default `includeObject=Metadata`).
+/// How much of each object a Table row carries (`includeObject`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum IncludeObject {
+    /// `PartialObjectMetadata` (kube's default).
+    #[default]
+    Metadata,
+    /// The whole object (kubectl asks for this with `--sort-by`).
+    Object,
+    /// No object.
+    None,
+}
+
+impl IncludeObject {
+    pub(crate) fn from_query(value: Option<&str>) -> Self {
+        match value {
+            Some("Object") => Self::Object,
+            Some("None") => Self::None,
+            _ => Self::Metadata,
+        }
+    }
+}
+
+/// A Table of `objects` (`meta.k8s.io/v1` `Table`), as kube's server-side
+/// printing renders it.
 pub(crate) fn table(
     kind: Kind,
     objects: &[Value],
     resource_version: u64,
     age_seconds: u64,
+    include: IncludeObject,
 ) -> Value {
     let name_col = column(
         "Name",
@@ -375,15 +398,16 @@ pub(crate) fn table(
                     ])
                 }
             };
-            let metadata = o["metadata"].clone();
-            json!({
-                "cells": cells,
-                "object": {
+            let object = match include {
+                IncludeObject::Metadata => json!({
                     "kind": "PartialObjectMetadata",
                     "apiVersion": "meta.k8s.io/v1",
-                    "metadata": metadata,
-                },
-            })
+                    "metadata": o["metadata"],
+                }),
+                IncludeObject::Object => with_type(kind, o.clone()),
+                IncludeObject::None => return json!({ "cells": cells }),
+            };
+            json!({ "cells": cells, "object": object })
         })
         .collect();
     json!({
@@ -595,7 +619,13 @@ mod tests {
             "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
         ));
         assert!(!wants_table("application/json"));
-        let t = table(Kind::Pod, &f.objects(Kind::Pod, "default"), 1000, 864_000);
+        let t = table(
+            Kind::Pod,
+            &f.objects(Kind::Pod, "default"),
+            1000,
+            864_000,
+            IncludeObject::default(),
+        );
         assert_eq!(t["rows"][0]["cells"][4], "10d");
         assert_eq!(t["rows"][1]["cells"][1], "2/2");
         assert_eq!(t["rows"][0]["object"]["kind"], "PartialObjectMetadata");

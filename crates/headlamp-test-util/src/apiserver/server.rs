@@ -355,7 +355,43 @@ fn non_resource(state: &State, method: &Method, path: &str) -> Response<Body> {
     }
 }
 
-async fn read_json(req: Request<Incoming>) -> Result<Value, KubeStatus> {
+/// Reads a review's request body. JSON bodies are parsed and their `kind`
+/// checked. Protobuf bodies (client-go's typed clients, e.g. `kubectl auth
+/// whoami`, send `application/vnd.kubernetes.protobuf`) are only accepted
+/// where the body carries nothing the answer depends on
+/// (`protobuf_ok`, SelfSubjectReview); elsewhere they get kube's 415.
+async fn read_body(
+    req: Request<Incoming>,
+    kind: &str,
+    protobuf_ok: bool,
+) -> Result<Option<Value>, KubeStatus> {
+    let protobuf = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/vnd.kubernetes.protobuf"));
+    let bytes = collect_body(req).await?;
+    if protobuf {
+        // Kubernetes' protobuf envelope starts with the magic "k8s\0".
+        if protobuf_ok && bytes.starts_with(b"k8s\0") {
+            return Ok(None);
+        }
+        return Err(KubeStatus::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UnsupportedMediaType",
+            "the body of the request was in an unknown format - accepted media types include: application/json",
+        ));
+    }
+    let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        KubeStatus::bad_request(format!(
+            "the body of the request was in an unknown format: {e}"
+        ))
+    })?;
+    check_kind(&value, kind)?;
+    Ok(Some(value))
+}
+
+async fn collect_body(req: Request<Incoming>) -> Result<Bytes, KubeStatus> {
     let bytes = Limited::new(req.into_body(), MAX_REQUEST_BODY)
         .collect()
         .await
@@ -367,11 +403,7 @@ async fn read_json(req: Request<Incoming>) -> Result<Value, KubeStatus> {
             )
         })?
         .to_bytes();
-    serde_json::from_slice(&bytes).map_err(|e| {
-        KubeStatus::bad_request(format!(
-            "the body of the request was in an unknown format: {e}"
-        ))
-    })
+    Ok(bytes)
 }
 
 fn check_kind(body: &Value, want: &str) -> Result<(), KubeStatus> {
@@ -425,14 +457,10 @@ async fn resource(
             _ => KubeStatus::method_not_allowed().into_response(),
         },
         ("authentication.k8s.io", "v1", "selfsubjectreviews", "") if info.verb == "create" => {
-            let body = match read_json(req)
-                .await
-                .and_then(|b| check_kind(&b, "SelfSubjectReview").map(|()| b))
-            {
-                Ok(b) => b,
-                Err(s) => return s.into_response(),
-            };
-            let _ = body;
+            // The review has no spec: the body only has to be well formed.
+            if let Err(s) = read_body(req, "SelfSubjectReview", true).await {
+                return s.into_response();
+            }
             json_response(
                 StatusCode::CREATED,
                 &json!({
@@ -444,11 +472,8 @@ async fn resource(
             )
         }
         ("authorization.k8s.io", "v1", "selfsubjectrulesreviews", "") if info.verb == "create" => {
-            let body = match read_json(req)
-                .await
-                .and_then(|b| check_kind(&b, "SelfSubjectRulesReview").map(|()| b))
-            {
-                Ok(b) => b,
+            let body = match read_body(req, "SelfSubjectRulesReview", false).await {
+                Ok(b) => b.unwrap_or_default(),
                 Err(s) => return s.into_response(),
             };
             let Some(namespace) = body["spec"]["namespace"].as_str().filter(|n| !n.is_empty())
@@ -467,11 +492,8 @@ async fn resource(
             )
         }
         ("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "") if info.verb == "create" => {
-            let body = match read_json(req)
-                .await
-                .and_then(|b| check_kind(&b, "SelfSubjectAccessReview").map(|()| b))
-            {
-                Ok(b) => b,
+            let body = match read_body(req, "SelfSubjectAccessReview", false).await {
+                Ok(b) => b.unwrap_or_default(),
                 Err(s) => return s.into_response(),
             };
             access_review(state, user, &body)
@@ -549,6 +571,7 @@ fn objects_endpoint(
     ws_protocols: &[String],
 ) -> Response<Body> {
     let table = objects::wants_table(accept);
+    let include = objects::IncludeObject::from_query(query_get(query, "includeObject"));
     let age = state.clock.now().saturating_sub(state.fixtures.created);
     // For namespaces the "namespace" of `/api/v1/namespaces/<name>` is the
     // object's own name; namespaces are cluster-scoped.
@@ -561,7 +584,7 @@ fn objects_endpoint(
         "get" => match state.fixtures.get(kind, namespace, &info.name) {
             Some(object) if table => json_response_typed(
                 StatusCode::OK,
-                &objects::table(kind, &[object], BASE_RESOURCE_VERSION, age),
+                &objects::table(kind, &[object], BASE_RESOURCE_VERSION, age, include),
                 objects::TABLE_CONTENT_TYPE,
             ),
             Some(object) => json_response(StatusCode::OK, &objects::with_type(kind, object)),
@@ -576,7 +599,7 @@ fn objects_endpoint(
             match selected {
                 Ok(items) if table => json_response_typed(
                     StatusCode::OK,
-                    &objects::table(kind, &items, BASE_RESOURCE_VERSION, age),
+                    &objects::table(kind, &items, BASE_RESOURCE_VERSION, age, include),
                     objects::TABLE_CONTENT_TYPE,
                 ),
                 Ok(items) => json_response(

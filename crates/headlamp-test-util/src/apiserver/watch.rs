@@ -66,12 +66,13 @@ async fn produce(
         .min(settings.max_duration);
     let deadline = tokio::time::Instant::now() + timeout;
     let label = query_get(&query, "labelSelector");
+    let include = objects::IncludeObject::from_query(query_get(&query, "includeObject"));
     let field = query_get(&query, "fieldSelector");
     let all = state.fixtures.objects(kind, &namespace);
     let age = state.clock.now().saturating_sub(state.fixtures.created);
     let encode = |event_type: &str, object: Value, rv: u64| {
         let object = if table {
-            objects::table(kind, std::slice::from_ref(&object), rv, age)
+            objects::table(kind, std::slice::from_ref(&object), rv, age, include)
         } else {
             objects::with_type(kind, object)
         };
@@ -241,7 +242,7 @@ fn serve_websocket(
                         }
                     }
                     None => {
-                        let _ = ws.close(None).await;
+                        let _ = ws.close(Some(websocket::normal_close())).await;
                         break;
                     }
                 },

@@ -6,7 +6,8 @@ use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 
 use super::server::{Body, empty};
 
@@ -54,6 +55,15 @@ pub(crate) fn accept_response(
         );
     }
     Some(response)
+}
+
+/// A close frame with status 1000: client-go treats any other closure
+/// (including one without a status, 1005) as an error on every stream.
+pub(crate) fn normal_close() -> CloseFrame {
+    CloseFrame {
+        code: CloseCode::Normal,
+        reason: "".into(),
+    }
 }
 
 /// Waits for hyper to hand over the upgraded connection.
