@@ -244,6 +244,37 @@ impl OidcError {
         )
     }
 
+    /// The HTTP status that fits the failure, for the server's one place
+    /// that turns errors into responses: 400/401/403 for what the user or
+    /// browser can fix by signing in again, 502/503 for the IdP, 500 for
+    /// our own configuration.
+    pub fn status_code(&self) -> http::StatusCode {
+        use http::StatusCode as S;
+        match self {
+            Self::InvalidSetting { .. }
+            | Self::MissingAuthProviderKey { .. }
+            | Self::InvalidCaCertificate { .. }
+            | Self::InvalidSessionKey { .. } => S::INTERNAL_SERVER_ERROR,
+            Self::IdpUnreachable { .. }
+            | Self::DiscoveryUnavailable { .. }
+            | Self::IdTokenKeysUnavailable { .. } => S::SERVICE_UNAVAILABLE,
+            Self::IdpHttpStatus { .. }
+            | Self::ResponseTooLarge { .. }
+            | Self::MalformedResponse { .. }
+            | Self::IssuerMismatch { .. }
+            | Self::TokenEndpoint { .. }
+            | Self::IdToken { .. }
+            | Self::NoIdTokenOnRefresh => S::BAD_GATEWAY,
+            Self::AuthorizationDenied { .. } => S::FORBIDDEN,
+            Self::MissingLoginState
+            | Self::InvalidLoginState { .. }
+            | Self::SealedWithOtherKey
+            | Self::LoginStateExpired { .. } => S::BAD_REQUEST,
+            Self::UnknownCluster { .. } => S::NOT_FOUND,
+            Self::SessionOver { .. } | Self::InvalidRefreshCookie { .. } => S::UNAUTHORIZED,
+        }
+    }
+
     pub(crate) fn setting(setting: &str, reason: impl Into<String>) -> Self {
         Self::InvalidSetting {
             setting: setting.to_owned(),
