@@ -27,6 +27,7 @@ use headlamp_test_util::apiserver::{
     ApiServerOptions, ClientCertMode, Fault, OidcOptions, SERVICE_ACCOUNT_USER, TestApiServer,
     UserInfo,
 };
+use headlamp_test_util::idp::{TestIdp, TestIdpOptions, TestUser};
 use headlamp_test_util::kubeconfig::KubeUser;
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt as _, Full};
@@ -290,6 +291,56 @@ async fn oidc_tokens_are_verified_like_kube_apiserver() {
     assert_eq!((status, body), (StatusCode::UNAUTHORIZED, unauthorized()));
     let (status, _, body) = api.send(Method::GET, "/readyz", &[], None).await.unwrap();
     assert_eq!((status, &body[..]), (StatusCode::OK, &b"ok"[..]));
+}
+
+/// Tokens from the real IdP (npm `oidc-provider`, logged in through its
+/// form by the scripted login) are accepted with kube's claim mapping.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_from_the_real_idp_are_accepted() {
+    let idp = TestIdp::start(TestIdpOptions::new("http://127.0.0.1:9/oidc-callback"))
+        .await
+        .unwrap();
+    // --oidc-username-claim=email --oidc-groups-claim=groups
+    // --oidc-groups-prefix=oidc: (email usernames get no default prefix).
+    let mut oidc = OidcOptions::new(idp.issuer(), idp.client_id()).username_claim("email");
+    oidc.username_prefix = None;
+    oidc.groups_prefix = Some("oidc:".to_owned());
+    let server = TestApiServer::start(ApiServerOptions::with_oidc(oidc))
+        .await
+        .unwrap();
+    let api = ApiClient::new(&server, None);
+
+    let alice = idp.tokens_for(TestUser::Alice).await.unwrap();
+    let (status, review) = api.whoami(Some(alice.id_token().unwrap()), &[]).await;
+    assert_eq!(status, StatusCode::CREATED, "{review}");
+    assert_eq!(
+        review["status"]["userInfo"],
+        json!({"username": "alice@example.com", "groups": ["oidc:dev", "oidc:ops", "system:authenticated"]})
+    );
+
+    // The groups prefix keeps an IdP group named system:masters from
+    // becoming the real one.
+    let mallory = idp.tokens_for(TestUser::Mallory).await.unwrap();
+    let (status, review) = api.whoami(Some(mallory.id_token().unwrap()), &[]).await;
+    assert_eq!(status, StatusCode::CREATED, "{review}");
+    let groups = review["status"]["userInfo"]["groups"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(groups.contains(&json!("oidc:system:masters")), "{groups:?}");
+    assert!(!groups.contains(&json!("system:masters")), "{groups:?}");
+
+    // An unverified email cannot be a username.
+    let erin = idp.tokens_for(TestUser::Erin).await.unwrap();
+    server.request_log().clear();
+    let (status, body) = api.whoami(Some(erin.id_token().unwrap()), &[]).await;
+    assert_eq!((status, body), (StatusCode::UNAUTHORIZED, unauthorized()));
+    let reason = server.requests()[0].authentication_error.clone().unwrap();
+    assert!(reason.contains("oidc: email not verified"), "{reason}");
+
+    // The access token is not an ID token for this audience.
+    let (status, _) = api.whoami(Some(&alice.access_token), &[]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
