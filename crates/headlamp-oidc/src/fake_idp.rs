@@ -117,7 +117,25 @@ impl FakeIdp {
 
     /// Serves on an already bound listener (to come back on the same port).
     pub(crate) fn serve(listener: TcpListener, clock: FakeClock) -> Self {
-        let base = format!("http://{}", listener.local_addr().unwrap());
+        Self::serve_with(listener, clock, None)
+    }
+
+    /// Serves https with `tls`.
+    pub(crate) fn serve_tls(
+        listener: TcpListener,
+        clock: FakeClock,
+        tls: Arc<rustls::ServerConfig>,
+    ) -> Self {
+        Self::serve_with(listener, clock, Some(tokio_rustls::TlsAcceptor::from(tls)))
+    }
+
+    fn serve_with(
+        listener: TcpListener,
+        clock: FakeClock,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> Self {
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let base = format!("{scheme}://{}", listener.local_addr().unwrap());
         let behaviour = Arc::new(Mutex::new(Behaviour::default()));
         let state = Arc::new(Mutex::new(State::default()));
         let shared = Arc::new(Shared {
@@ -135,14 +153,25 @@ impl FakeIdp {
                     return;
                 };
                 let shared = shared.clone();
+                let tls = tls.clone();
                 let connection = tokio::spawn(async move {
                     let service = service_fn(move |req| {
                         let shared = shared.clone();
                         async move { Ok::<_, Infallible>(shared.handle(req).await) }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    match tls {
+                        None => {
+                            let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                        }
+                        Some(acceptor) => {
+                            // A failed handshake is what the TLS tests expect
+                            // of an untrusted client; nothing to serve then.
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                            }
+                        }
+                    }
                 });
                 tracked.lock().unwrap().push(connection.abort_handle());
             }

@@ -621,3 +621,144 @@ async fn callback_iss_must_name_this_idp() {
     let state = bed.registry.open_login_state(&params, &cookies).unwrap();
     bed.client.complete_login(state, &params).await.unwrap();
 }
+
+mod tls {
+    use super::*;
+    use headlamp_test_util::tls::TestPki;
+    use std::sync::Arc;
+
+    async fn tls_idp(pki: &TestPki, clock: &FakeClock) -> FakeIdp {
+        let cert = pki.issue_server_cert("idp", &["127.0.0.1"]).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert_der()], cert.key_der())
+        .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        FakeIdp::serve_tls(listener, clock.clone(), Arc::new(config))
+    }
+
+    fn with_tls(idp: &FakeIdp, tls: IdpTls) -> OidcProviderSettings {
+        OidcProviderSettings {
+            tls,
+            ..settings(idp)
+        }
+    }
+
+    #[tokio::test]
+    async fn custom_ca_is_trusted_and_replaces_the_web_roots() {
+        let pki = TestPki::generate().unwrap();
+        let clock = FakeClock::at(NOW);
+        let idp = tls_idp(&pki, &clock).await;
+        assert!(idp.base.starts_with("https://"));
+        let reg = registry(&clock);
+
+        // Public web roots only: the private CA is not trusted.
+        let err = reg
+            .client(with_tls(&idp, IdpTls::default()))
+            .unwrap()
+            .endpoints()
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().to_lowercase().contains("certificate"),
+            "{err}"
+        );
+
+        // Another CA: not trusted either.
+        let other = TestPki::generate().unwrap();
+        let err = reg
+            .client(with_tls(
+                &idp,
+                IdpTls {
+                    ca_pem: Some(("other".into(), other.ca_pem().as_bytes().to_vec())),
+                    insecure_skip_verify: false,
+                },
+            ))
+            .unwrap()
+            .endpoints()
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().to_lowercase().contains("certificate"),
+            "{err}"
+        );
+
+        // The IdP's CA: the whole flow works over TLS.
+        let client = reg
+            .client(with_tls(
+                &idp,
+                IdpTls {
+                    ca_pem: Some(("oidc-ca-file".into(), pki.ca_pem().as_bytes().to_vec())),
+                    insecure_skip_verify: false,
+                },
+            ))
+            .unwrap();
+        let bed = Bed {
+            clock,
+            idp,
+            registry: reg,
+            client,
+        };
+        let (query, cookies) = browser_authorize_tls(&bed, &pki).await;
+        let params = CallbackParams::from_query(Some(&query)).unwrap();
+        let state = bed.registry.open_login_state(&params, &cookies).unwrap();
+        bed.client.complete_login(state, &params).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn skip_tls_verify_accepts_any_certificate() {
+        let pki = TestPki::generate().unwrap();
+        let clock = FakeClock::at(NOW);
+        let idp = tls_idp(&pki, &clock).await;
+        let client = registry(&clock)
+            .client(with_tls(
+                &idp,
+                IdpTls {
+                    ca_pem: None,
+                    insecure_skip_verify: true,
+                },
+            ))
+            .unwrap();
+        client.endpoints().await.unwrap();
+    }
+
+    /// Like `browser_authorize`, with a browser that trusts the test CA.
+    async fn browser_authorize_tls(bed: &Bed, pki: &TestPki) -> (String, http::HeaderMap) {
+        let start = bed
+            .client
+            .start_login("prod", &callback_url())
+            .await
+            .unwrap();
+        let set_cookie = start
+            .cookie
+            .set_cookie_header()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let pair = set_cookie.split(';').next().unwrap().to_owned();
+        let browser = IdpHttpClient::new(
+            &IdpTls {
+                ca_pem: Some(("test CA".into(), pki.ca_pem().as_bytes().to_vec())),
+                insecure_skip_verify: false,
+            },
+            HttpLimits::default(),
+        )
+        .unwrap();
+        let response = browser
+            .send(
+                http::Request::get(start.authorization_url.as_str())
+                    .body(Vec::new())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let location = url::Url::parse(response.headers()[LOCATION].to_str().unwrap()).unwrap();
+        let mut cookies = http::HeaderMap::new();
+        cookies.insert(COOKIE, pair.parse().unwrap());
+        (location.query().unwrap_or("").to_owned(), cookies)
+    }
+}
