@@ -1,6 +1,10 @@
 //! Black-box tests of the built `headlamp-server` binary: what a user sees
 //! on the command line, and a real start / probe / SIGTERM cycle on loopback.
 
+// clippy's allow-unwrap-in-tests covers #[test] functions only; in these
+// helpers too a panic is a failed assertion with a backtrace.
+#![allow(clippy::unwrap_used)]
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Output, Stdio};
