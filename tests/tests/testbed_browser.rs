@@ -144,3 +144,42 @@ async fn cancel_in_the_browser_lands_on_the_redirect_uri_with_access_denied() {
     );
     assert_eq!(query(&outcome.final_url, "code"), None);
 }
+
+/// Whether a process is gone (or a zombie waiting for a reaper).
+fn is_dead(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        // Field 3 is the state; the command name before it is in parentheses.
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X')),
+    }
+}
+
+#[tokio::test]
+async fn dropping_a_process_group_leader_kills_its_children_too() {
+    // The browser driver starts Chromium; a failing test drops the driver's
+    // handle, and Chromium must not outlive it.
+    use headlamp_test_util::process::ChildProcess;
+    use std::time::Duration;
+
+    let mut command = tokio::process::Command::new("sh");
+    command.args(["-c", "sleep 120 & echo $!; wait"]);
+    let mut process = ChildProcess::spawn("group-leader", command, true).unwrap();
+    let grandchild: u32 = process
+        .wait_for_stdout_line(Duration::from_secs(10), |line| line.trim().parse().ok())
+        .await
+        .unwrap();
+    assert!(!is_dead(grandchild), "the grandchild runs before the drop");
+
+    drop(process);
+    // The signal is sent synchronously in Drop; give the kernel a bounded
+    // moment to deliver it.
+    for _ in 0..50 {
+        if is_dead(grandchild) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("process {grandchild} survived its group leader's drop");
+}

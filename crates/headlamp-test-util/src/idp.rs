@@ -58,14 +58,16 @@ pub fn repo_root() -> PathBuf {
 /// Fails unless `npm ci` ran in tests/idp for the current lockfile (the
 /// install script leaves a stamp holding the lockfile's SHA-256).
 pub fn ensure_npm_packages() -> Result<(), TestBedError> {
-    let dir = idp_dir();
+    ensure_npm_packages_in(&idp_dir())
+}
+
+fn ensure_npm_packages_in(dir: &Path) -> Result<(), TestBedError> {
     let stamp_path = dir.join("node_modules/.headlamp-install-stamp");
     let lock_path = dir.join("package-lock.json");
-    let missing = || TestBedError::ToolMissing {
+    let stamp = std::fs::read_to_string(&stamp_path).map_err(|_| TestBedError::ToolMissing {
         tool: "the npm packages of tests/idp (oidc-provider, playwright-core)",
         path: stamp_path.clone(),
-    };
-    let stamp = std::fs::read_to_string(&stamp_path).map_err(|_| missing())?;
+    })?;
     let lock = std::fs::read(&lock_path)
         .map_err(|source| TestBedError::io(format!("reading {}", lock_path.display()), source))?;
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &lock);
@@ -431,5 +433,48 @@ impl TestIdp {
         }
         let port = self.port;
         self.spawn(port).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn npm_packages_are_checked_against_the_lockfile_stamp() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("package-lock.json"), b"{}").unwrap();
+        let err = ensure_npm_packages_in(dir.path()).unwrap_err();
+        assert!(
+            err.to_string().contains("run scripts/install-test-deps.sh"),
+            "{err}"
+        );
+
+        std::fs::create_dir(dir.path().join("node_modules")).unwrap();
+        let stamp = dir.path().join("node_modules/.headlamp-install-stamp");
+        std::fs::write(&stamp, "0000\n").unwrap();
+        let err = ensure_npm_packages_in(dir.path()).unwrap_err();
+        assert!(
+            err.to_string().contains("another package-lock.json"),
+            "{err}"
+        );
+
+        // sha256("{}"), as `sha256sum` prints it.
+        std::fs::write(
+            &stamp,
+            "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a\n",
+        )
+        .unwrap();
+        ensure_npm_packages_in(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn options_without_a_redirect_uri_or_with_a_zero_lifetime_are_refused() {
+        let mut options = TestIdpOptions::new("http://127.0.0.1:9/cb");
+        options.id_token_ttl = Duration::ZERO;
+        let err = options.args(Path::new("k")).unwrap_err();
+        assert!(err.to_string().contains("at least one second"), "{err}");
+        options.redirect_uris.clear();
+        assert!(options.args(Path::new("k")).is_err());
     }
 }

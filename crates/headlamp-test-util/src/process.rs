@@ -18,6 +18,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use crate::TestBedError;
 
@@ -72,6 +73,7 @@ pub struct ChildProcess {
     own_process_group: bool,
     logs: Arc<Mutex<LogBuffer>>,
     stdout_lines: mpsc::UnboundedReceiver<String>,
+    readers: Vec<JoinHandle<()>>,
 }
 
 impl ChildProcess {
@@ -106,23 +108,24 @@ impl ChildProcess {
         let logs = Arc::new(Mutex::new(LogBuffer::default()));
         let show_live = std::env::var(SHOW_LOGS_ENV).is_ok_and(|v| v == "1");
         let (stdout_tx, stdout_lines) = mpsc::unbounded_channel();
+        let mut readers = Vec::with_capacity(2);
         if let Some(stdout) = child.stdout.take() {
-            capture(
+            readers.push(capture(
                 stdout,
                 format!("{name} stdout"),
                 logs.clone(),
                 Some(stdout_tx),
                 show_live,
-            );
+            ));
         }
         if let Some(stderr) = child.stderr.take() {
-            capture(
+            readers.push(capture(
                 stderr,
                 format!("{name} stderr"),
                 logs.clone(),
                 None,
                 show_live,
-            );
+            ));
         }
         Ok(Self {
             name: name.to_owned(),
@@ -131,6 +134,7 @@ impl ChildProcess {
             own_process_group,
             logs,
             stdout_lines,
+            readers,
         })
     }
 
@@ -173,6 +177,7 @@ impl ChildProcess {
                 }
                 Ok(None) => {
                     let status = self.wait_exit(Duration::from_secs(5)).await;
+                    self.drain_readers().await;
                     return Err(TestBedError::ProcessExited {
                         name: self.name.clone(),
                         status: describe_status(status),
@@ -203,8 +208,7 @@ impl ChildProcess {
                 let status = status.map_err(|source| {
                     TestBedError::io(format!("waiting for {}", self.name), source)
                 })?;
-                // Let the capture tasks drain the pipes before reading logs.
-                tokio::task::yield_now().await;
+                self.drain_readers().await;
                 Ok(status)
             }
             Err(_elapsed) => {
@@ -226,6 +230,14 @@ impl ChildProcess {
             let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
         }
         self.pid = None;
+    }
+
+    /// Lets the capture tasks read the pipes to their end, so the logs are
+    /// complete once the process has exited.
+    async fn drain_readers(&mut self) {
+        for reader in self.readers.drain(..) {
+            let _ = tokio::time::timeout(Duration::from_secs(2), reader).await;
+        }
     }
 
     async fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
@@ -285,7 +297,7 @@ fn capture(
     logs: Arc<Mutex<LogBuffer>>,
     lines_tx: Option<mpsc::UnboundedSender<String>>,
     show_live: bool,
-) {
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut lines = BufReader::new(stream).lines();
         while let Ok(Some(line)) = lines.next_line().await {
@@ -304,7 +316,7 @@ fn capture(
                 let _ = tx.send(line);
             }
         }
-    });
+    })
 }
 
 /// Finds `program` in the directories of `PATH`, as a shell would.

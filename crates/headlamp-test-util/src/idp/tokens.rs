@@ -79,8 +79,9 @@ impl AuthorizationRequest {
     }
 }
 
-/// A token endpoint response (OIDC Core 3.1.3.3, RFC 6749 5.1).
-#[derive(Debug, Clone, Deserialize)]
+/// A token endpoint response (OIDC Core 3.1.3.3, RFC 6749 5.1). Its `Debug`
+/// prints no token.
+#[derive(Clone, Deserialize)]
 pub struct TokenResponse {
     /// The access token.
     pub access_token: String,
@@ -94,6 +95,20 @@ pub struct TokenResponse {
     pub expires_in: Option<u64>,
     /// Granted scopes.
     pub scope: Option<String>,
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |present: bool| if present { "[redacted]" } else { "None" };
+        f.debug_struct("TokenResponse")
+            .field("access_token", &"[redacted]")
+            .field("token_type", &self.token_type)
+            .field("id_token", &redacted(self.id_token.is_some()))
+            .field("refresh_token", &redacted(self.refresh_token.is_some()))
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .finish()
+    }
 }
 
 impl TokenResponse {
@@ -364,6 +379,17 @@ mod tests {
         let generated = Pkce::generate();
         assert_eq!(generated.verifier.len(), 43);
         assert_ne!(generated.verifier, Pkce::generate().verifier);
+    }
+
+    #[test]
+    fn token_response_debug_prints_no_token() {
+        let response: TokenResponse = serde_json::from_str(
+            r#"{"access_token":"AT-secret","token_type":"Bearer","id_token":"ID-secret","refresh_token":"RT-secret","expires_in":5}"#,
+        )
+        .unwrap();
+        let printed = format!("{response:?}");
+        assert!(!printed.contains("secret"), "{printed}");
+        assert!(printed.contains("[redacted]") && printed.contains("expires_in: Some(5)"));
     }
 
     #[test]
