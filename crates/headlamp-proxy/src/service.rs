@@ -189,6 +189,23 @@ impl<A: Authenticate> KubeProxyBuilder<A> {
     }
 }
 
+impl<A, B> KubeProxy<A, B>
+where
+    A: Authenticate,
+    B: http_body::Body + Send + Sync + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    /// Handles one request; the same as `tower::Service::call`, for callers
+    /// that hold a shared `&KubeProxy` (e.g. inside `hyper::service::service_fn`).
+    pub fn handle(&self, req: Request<B>) -> ResponseFuture {
+        let mut inner = self.inner.clone();
+        ResponseFuture {
+            inner: tower::Service::call(&mut inner, req),
+        }
+    }
+}
+
 impl<A, B> tower::Service<Request<B>> for KubeProxy<A, B>
 where
     A: Authenticate,
