@@ -508,3 +508,90 @@ async fn bad_options_fail_with_a_message_instead_of_starting() {
         other => panic!("expected ProcessExited, got {other}"),
     }
 }
+
+/// A stand-in relying party on its own port: `/oidc` sets a state cookie and
+/// redirects to `authorization_url`; `/oidc-callback` echoes the `Cookie`
+/// header it received. Enough to prove the session carries cookies across
+/// origins the way headlamp-server's login needs.
+async fn start_relying_party(
+    listener: tokio::net::TcpListener,
+    authorization_url: String,
+) -> tokio::task::JoinHandle<()> {
+    use http_body_util::Full;
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let authorization_url = authorization_url.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let authorization_url = authorization_url.clone();
+                    async move {
+                        let response = match req.uri().path() {
+                            "/oidc" => http::Response::builder()
+                                .status(302)
+                                .header("location", authorization_url)
+                                .header(
+                                    "set-cookie",
+                                    "rp-state=s3cret; Path=/; HttpOnly; SameSite=Lax",
+                                )
+                                .body(Full::new(bytes::Bytes::new())),
+                            _ => {
+                                let cookies = req
+                                    .headers()
+                                    .get("cookie")
+                                    .and_then(|v| v.to_str().ok())
+                                    .unwrap_or_default()
+                                    .to_owned();
+                                http::Response::builder()
+                                    .body(Full::new(bytes::Bytes::from(cookies)))
+                            }
+                        };
+                        Ok::<_, std::convert::Infallible>(response.unwrap())
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    })
+}
+
+#[tokio::test]
+async fn a_login_session_carries_the_relying_partys_cookie_through_the_idp() {
+    use headlamp_test_util::idp::LoginSession;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let rp = format!("http://{}", listener.local_addr().unwrap());
+    let callback = format!("{rp}/oidc-callback");
+    let idp = TestIdp::start(TestIdpOptions::new(&callback))
+        .await
+        .unwrap();
+    let request = AuthorizationRequest::new(&callback);
+    let server = start_relying_party(listener, idp.authorization_url(&request)).await;
+
+    let mut session = LoginSession::new().unwrap();
+    let landed = session
+        .login(&format!("{rp}/oidc"), &callback, "alice", "alice-password")
+        .await
+        .unwrap();
+    assert_eq!(query(&landed, "state"), Some(request.state.clone()));
+
+    let echoed = session.get(&landed).await.unwrap().text();
+    assert!(echoed.contains("rp-state=s3cret"), "{echoed}");
+    assert_eq!(session.jar().is_http_only(&landed, "rp-state"), Some(true));
+
+    // A second login in the same session rides the IdP's session cookie:
+    // no login form this time (a wrong password would otherwise fail).
+    let again = session
+        .login(&format!("{rp}/oidc"), &callback, "alice", "not-used")
+        .await
+        .unwrap();
+    assert!(query(&again, "code").is_some());
+    server.abort();
+}
