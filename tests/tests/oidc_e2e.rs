@@ -7,6 +7,9 @@
 //!
 //! Run: `cargo test -p headlamp-e2e --test oidc_e2e`.
 
+// Helpers outside #[test] functions panic on failure like assertions do.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use headlamp_core::{Secret, SystemClock};
@@ -24,8 +27,9 @@ fn callback() -> url::Url {
     url::Url::parse(CALLBACK).unwrap()
 }
 
-/// A session key file as an operator makes one (`head -c 64 /dev/urandom`),
-/// shared by the "replicas" of a test.
+/// A 64-byte session key file shared by the "replicas" of a test. The
+/// bytes are a fixed pattern: the test needs two processes reading one file,
+/// not secrecy (operators use `head -c 64 /dev/urandom`).
 fn key_file() -> tempfile::NamedTempFile {
     let file = tempfile::NamedTempFile::new().unwrap();
     let material: Vec<u8> = (0..64u32)

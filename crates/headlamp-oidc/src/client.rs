@@ -411,6 +411,7 @@ impl OidcClient {
     /// `redirect_uri` is the absolute callback URL (`-oidc-callback-url`, or
     /// derived from the request); it is sealed into the login state so the
     /// code exchange repeats exactly the value the IdP saw.
+    #[tracing::instrument(skip_all, fields(cluster = %cluster, issuer = %self.inner.settings.issuer_url))]
     pub async fn start_login(
         &self,
         cluster: &str,
@@ -466,6 +467,7 @@ impl OidcClient {
     /// Finishes a sign-in: exchanges the code (with the PKCE verifier and
     /// the same `redirect_uri`) and verifies the ID token, including the
     /// nonce sealed in `login` (OIDC Core section 3.1.3.7).
+    #[tracing::instrument(skip_all, fields(cluster = %login.cluster, issuer = %self.inner.settings.issuer_url))]
     pub async fn complete_login(
         &self,
         login: LoginState,
@@ -512,6 +514,10 @@ impl OidcClient {
             .verify_with_nonce(id_token.expose(), login.nonce.secret())
             .await
             .map_err(id_token_error)?;
+        tracing::info!(
+            sub = verified.subject().unwrap_or(""),
+            "OIDC sign-in completed"
+        );
         Ok(self.token_set(raw, Some(&verified), None))
     }
 
@@ -524,6 +530,7 @@ impl OidcClient {
     /// - IdP unreachable or 5xx: an error with
     ///   [`OidcError::is_retryable`]; keep sending the current token until
     ///   it really expires.
+    #[tracing::instrument(skip_all, fields(issuer = %self.inner.settings.issuer_url))]
     pub async fn refresh(&self, refresh_token: &Secret) -> Result<TokenSet, OidcError> {
         let endpoints = self.endpoints().await?;
         let scope = self.inner.settings.scope_parameter();
