@@ -262,10 +262,18 @@ impl JwtError {
     }
 
     pub(crate) fn malformed(part: TokenPart, reason: impl Into<String>) -> Self {
-        Self::Malformed {
-            part,
-            reason: reason.into(),
+        // Parser messages can quote pieces of the (unverified) input; cap
+        // them so a 32 KiB header cannot become a 32 KiB log line.
+        let mut reason = reason.into();
+        if reason.len() > 200 {
+            let mut end = 200;
+            while !reason.is_char_boundary(end) {
+                end -= 1;
+            }
+            reason.truncate(end);
+            reason.push_str("...");
         }
+        Self::Malformed { part, reason }
     }
 
     pub(crate) fn invalid_claim(claim: &str, reason: impl Into<String>) -> Self {
@@ -295,19 +303,17 @@ impl From<JwtError> for AuthenticationError {
     }
 }
 
-/// Renders a value taken from an unverified header for an error message:
-/// `Debug`-escaped (so CR/LF cannot forge log lines) and cut to a length
-/// that cannot flood a log.
+/// Cuts a value taken from an unverified token to a length that cannot
+/// flood a log. Every variant displays such values with `{:?}`, which
+/// escapes CR/LF and other controls, so they cannot forge log lines.
 pub(crate) fn untrusted(value: &str) -> String {
     const MAX: usize = 64;
-    let mut end = value.len().min(MAX);
+    if value.len() <= MAX {
+        return value.to_owned();
+    }
+    let mut end = MAX;
     while !value.is_char_boundary(end) {
         end -= 1;
     }
-    let escaped: String = value[..end].escape_debug().collect();
-    if end < value.len() {
-        format!("{escaped}...")
-    } else {
-        escaped
-    }
+    format!("{}...", &value[..end])
 }
