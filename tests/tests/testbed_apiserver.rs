@@ -862,6 +862,32 @@ async fn kubectl_gets_whoamis_watches_and_execs() {
         json!({"username": "alice", "groups": ["dev", "ops", "system:authenticated"]})
     );
 
+    // auth can-i: SelfSubjectAccessReviews (protobuf-encoded by kubectl).
+    assert_eq!(
+        kubectl.ok(&["auth", "can-i", "list", "pods"], None).await,
+        "yes\n"
+    );
+    assert_eq!(
+        kubectl
+            .ok(
+                &["auth", "can-i", "create", "pods", "--subresource=exec"],
+                None
+            )
+            .await,
+        "yes\n"
+    );
+    let no = kubectl
+        .run(&["auth", "can-i", "delete", "namespaces"], None)
+        .await;
+    assert_eq!((no.status.code(), &no.stdout[..]), (Some(1), &b"no\n"[..]));
+    let rules = kubectl.ok(&["auth", "can-i", "--list"], None).await;
+    assert!(
+        rules
+            .lines()
+            .any(|l| l.starts_with("pods ") && l.contains("[get list watch]")),
+        "{rules}"
+    );
+
     // --watch: the list, then MODIFIED events as they happen.
     let mut child = kubectl
         .command(&["get", "namespaces", "--watch", "--output-watch-events"])

@@ -42,6 +42,7 @@ mod impersonation;
 mod log;
 mod objects;
 mod oidc;
+mod protobuf;
 mod request_info;
 mod server;
 mod status;

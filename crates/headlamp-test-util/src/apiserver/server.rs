@@ -110,8 +110,14 @@ pub(crate) async fn accept_loop(
     tls: Option<TlsAcceptor>,
 ) {
     loop {
-        let Ok((tcp, _peer)) = listener.accept().await else {
-            continue;
+        let tcp = match listener.accept().await {
+            Ok((tcp, _peer)) => tcp,
+            Err(_) => {
+                // Out of file descriptors or similar: back off instead of
+                // spinning, as hyper's examples and Go's net/http do.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
         };
         let state2 = Arc::clone(&state);
         let tls = tls.clone();
@@ -355,40 +361,31 @@ fn non_resource(state: &State, method: &Method, path: &str) -> Response<Body> {
     }
 }
 
-/// Reads a review's request body. JSON bodies are parsed and their `kind`
-/// checked. Protobuf bodies (client-go's typed clients, e.g. `kubectl auth
-/// whoami`, send `application/vnd.kubernetes.protobuf`) are only accepted
-/// where the body carries nothing the answer depends on
-/// (`protobuf_ok`, SelfSubjectReview); elsewhere they get kube's 415.
-async fn read_body(
-    req: Request<Incoming>,
-    kind: &str,
-    protobuf_ok: bool,
-) -> Result<Option<Value>, KubeStatus> {
+/// Reads a review's request body: JSON, or the protobuf client-go's typed
+/// clients send (`kubectl auth whoami`, `kubectl auth can-i`), and checks
+/// its `kind`.
+async fn read_body(req: Request<Incoming>, kind: &str) -> Result<Value, KubeStatus> {
     let protobuf = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("application/vnd.kubernetes.protobuf"));
     let bytes = collect_body(req).await?;
-    if protobuf {
-        // Kubernetes' protobuf envelope starts with the magic "k8s\0".
-        if protobuf_ok && bytes.starts_with(b"k8s\0") {
-            return Ok(None);
-        }
-        return Err(KubeStatus::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "UnsupportedMediaType",
-            "the body of the request was in an unknown format - accepted media types include: application/json",
-        ));
-    }
-    let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
-        KubeStatus::bad_request(format!(
-            "the body of the request was in an unknown format: {e}"
-        ))
-    })?;
+    let value = if protobuf {
+        super::protobuf::decode_review(&bytes).ok_or_else(|| {
+            KubeStatus::bad_request(format!(
+                "the body of the request was in an unknown format: not a protobuf-encoded {kind}"
+            ))
+        })?
+    } else {
+        serde_json::from_slice(&bytes).map_err(|e| {
+            KubeStatus::bad_request(format!(
+                "the body of the request was in an unknown format: {e}"
+            ))
+        })?
+    };
     check_kind(&value, kind)?;
-    Ok(Some(value))
+    Ok(value)
 }
 
 async fn collect_body(req: Request<Incoming>) -> Result<Bytes, KubeStatus> {
@@ -458,7 +455,7 @@ async fn resource(
         },
         ("authentication.k8s.io", "v1", "selfsubjectreviews", "") if info.verb == "create" => {
             // The review has no spec: the body only has to be well formed.
-            if let Err(s) = read_body(req, "SelfSubjectReview", true).await {
+            if let Err(s) = read_body(req, "SelfSubjectReview").await {
                 return s.into_response();
             }
             json_response(
@@ -472,8 +469,8 @@ async fn resource(
             )
         }
         ("authorization.k8s.io", "v1", "selfsubjectrulesreviews", "") if info.verb == "create" => {
-            let body = match read_body(req, "SelfSubjectRulesReview", false).await {
-                Ok(b) => b.unwrap_or_default(),
+            let body = match read_body(req, "SelfSubjectRulesReview").await {
+                Ok(b) => b,
                 Err(s) => return s.into_response(),
             };
             let Some(namespace) = body["spec"]["namespace"].as_str().filter(|n| !n.is_empty())
@@ -492,8 +489,8 @@ async fn resource(
             )
         }
         ("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "") if info.verb == "create" => {
-            let body = match read_body(req, "SelfSubjectAccessReview", false).await {
-                Ok(b) => b.unwrap_or_default(),
+            let body = match read_body(req, "SelfSubjectAccessReview").await {
+                Ok(b) => b,
                 Err(s) => return s.into_response(),
             };
             access_review(state, user, &body)
