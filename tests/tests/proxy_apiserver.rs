@@ -690,3 +690,60 @@ async fn kubectl_gets_watches_and_execs_through_the_proxy_in_both_modes() {
     );
     assert_eq!(exec.effective_user.as_ref().unwrap().username, "alice");
 }
+
+/// A kubeconfig whose `testbed` user is a client certificate for the
+/// service account (CN = its username), as a cluster admin might set up.
+fn client_cert_kubeconfig(bed: &Bed) -> PathBuf {
+    let cert = bed
+        .api
+        .issue_client_cert(SERVICE_ACCOUNT_USER, None)
+        .unwrap();
+    let path = bed.dir.path().join("cert-kubeconfig");
+    bed.api
+        .write_kubeconfig(
+            &path,
+            KubeUser::ClientCert {
+                cert_pem: cert.cert_pem.clone(),
+                key_pem: cert.key_pem.clone(),
+            },
+        )
+        .unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_certificate_impersonates_and_is_never_presented_in_passthrough() {
+    let bed = bed().await;
+    let kubeconfig = client_cert_kubeconfig(&bed);
+
+    // Impersonate: the certificate authenticates the proxy (no Authorization).
+    let mode = ProxyMode::Impersonate {
+        authenticator: jwt_authenticator(&bed.idp).await,
+    };
+    let (addr, _a) = serve(proxy(mode, &kubeconfig).await).await;
+    let (status, review) =
+        self_subject_review(addr, Some(&format!("Bearer {}", bed.alice)), &[]).await;
+    assert_eq!(status, StatusCode::CREATED, "{review}");
+    assert_eq!(review["status"]["userInfo"]["username"], "alice");
+    let r = last_review(&bed.api);
+    assert_eq!(
+        r.authenticated_user.as_ref().unwrap().username,
+        SERVICE_ACCOUNT_USER
+    );
+    assert!(r.header("authorization").is_none(), "{:?}", r.headers);
+
+    // Passthrough: kube-apiserver tries x509 before bearer tokens, so a
+    // presented certificate would silently turn every user into the
+    // service account. The proxy never loads it in this mode.
+    let (addr, _b) = serve(proxy(ProxyMode::passthrough(), &kubeconfig).await).await;
+    let (status, review) =
+        self_subject_review(addr, Some(&format!("Bearer {}", bed.alice)), &[]).await;
+    assert_eq!(status, StatusCode::CREATED, "{review}");
+    assert_eq!(review["status"]["userInfo"]["username"], "alice");
+    let (status, _) = self_subject_review(addr, None, &[]).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "no token is anonymous, not the certificate's user"
+    );
+}

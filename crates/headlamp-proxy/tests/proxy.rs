@@ -443,3 +443,63 @@ async fn tls_and_connection_failures_say_what_to_fix() {
         }
     }
 }
+
+#[tokio::test]
+async fn in_cluster_presents_the_service_account_token_and_follows_its_rotation() {
+    use headlamp_core::FakeClock;
+    use headlamp_proxy::{ClusterSource, InClusterConfig};
+
+    let pki = pki();
+    let upstream = start_upstream(Some(pki.server_config.clone())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    let ca = dir.path().join("ca.crt");
+    std::fs::write(&token, "sa-1\n").unwrap();
+    std::fs::write(&ca, &pki.ca_pem).unwrap();
+    let clock = FakeClock::at(1_700_000_000);
+    let proxy = KubeProxy::builder(ProxyMode::Impersonate {
+        authenticator: FakeAuthenticator,
+    })
+    .clusters(ClusterSources {
+        in_cluster: Some(InClusterConfig::new(
+            "main",
+            "127.0.0.1",
+            upstream.addr.port(),
+            &token,
+            &ca,
+        )),
+        ..Default::default()
+    })
+    .clock(std::sync::Arc::new(clock.clone()))
+    .build()
+    .await
+    .unwrap();
+    let info = proxy.cluster("main").unwrap();
+    assert_eq!(info.source, ClusterSource::InCluster);
+    assert_eq!(
+        info.server.as_deref(),
+        Some(format!("https://{}", upstream.addr).as_str())
+    );
+    assert!(info.error.is_none(), "{info:?}");
+    let (addr, _task) = serve_proxy(proxy).await;
+
+    let call = || async {
+        let response = client()
+            .request(
+                get(addr, "/clusters/main/api")
+                    .header("authorization", "Bearer alice-token")
+                    .body(empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        upstream.requests().last().unwrap().headers["authorization"].clone()
+    };
+    assert_eq!(call().await, "Bearer sa-1");
+    // The kubelet rotates the projected token; the proxy re-reads it within a minute.
+    std::fs::write(&token, "sa-2\n").unwrap();
+    assert_eq!(call().await, "Bearer sa-1");
+    clock.advance(60);
+    assert_eq!(call().await, "Bearer sa-2");
+}
