@@ -756,6 +756,54 @@ async fn faults_can_be_injected_while_running() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_server_ends_streams_and_frees_the_port() {
+    let server = TestApiServer::start(ApiServerOptions::default())
+        .await
+        .unwrap();
+    let api = ApiClient::new(&server, None);
+    let addr = server.addr();
+    let request = Request::get(format!("{}/api/v1/namespaces?watch=1", server.url()))
+        .header(
+            "authorization",
+            format!("Bearer {}", server.service_account_token()),
+        )
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = api.client.request(request).await.unwrap();
+    let mut body = response.into_body();
+    // The five ADDED events arrive; then the server goes away mid-watch.
+    let mut received = 0;
+    while received < 5 {
+        let data = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        received += data.iter().filter(|b| **b == b'\n').count();
+    }
+    drop(server);
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match body.frame().await {
+                Some(Ok(_)) => continue,
+                _ => break,
+            }
+        }
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the watch must end when the server is dropped"
+    );
+    let refused = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if tokio::net::TcpStream::connect(addr).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(refused.is_ok(), "the port must be closed after drop");
+}
+
 // ---------------------------------------------------------------- real clients
 
 fn require_tool(name: &'static str) -> PathBuf {
