@@ -142,40 +142,30 @@ pub fn insecure_jwt_claims(jwt: &str) -> Result<serde_json::Value, TestBedError>
 impl TestIdp {
     /// The discovery document (OIDC Discovery 1.0 section 4).
     pub async fn discovery(&self) -> Result<serde_json::Value, TestBedError> {
-        let request = Request::get(self.discovery_url())
-            .body(Full::new(Bytes::new()))
-            .map_err(|e| TestBedError::InvalidOption(format!("discovery request: {e}")))?;
-        let response = self
-            .http
-            .send(request, "fetching the IdP discovery document")
-            .await?;
-        if !response.status.is_success() {
-            return Err(TestBedError::UnexpectedResponse {
-                context: "fetching the IdP discovery document".to_owned(),
-                status: response.status.as_u16(),
-                body: response.excerpt(),
-            });
-        }
-        serde_json::from_slice(&response.body).map_err(|e| {
-            TestBedError::InvalidOption(format!("the discovery document is not JSON: {e}"))
-        })
+        self.get_json(&self.discovery_url(), "fetching the IdP discovery document")
+            .await
     }
 
     /// The JSON Web Key Set the IdP signs with (its `jwks_uri`, RFC 7517 5).
     pub async fn jwks(&self) -> Result<serde_json::Value, TestBedError> {
-        let request = Request::get(format!("{}/jwks", self.issuer()))
+        self.get_json(&format!("{}/jwks", self.issuer()), "fetching the IdP JWKS")
+            .await
+    }
+
+    async fn get_json(&self, url: &str, context: &str) -> Result<serde_json::Value, TestBedError> {
+        let request = Request::get(url)
             .body(Full::new(Bytes::new()))
-            .map_err(|e| TestBedError::InvalidOption(format!("JWKS request: {e}")))?;
-        let response = self.http.send(request, "fetching the IdP JWKS").await?;
+            .map_err(|e| TestBedError::InvalidOption(format!("{context}: {e}")))?;
+        let response = self.http.send(request, context).await?;
         if !response.status.is_success() {
             return Err(TestBedError::UnexpectedResponse {
-                context: "fetching the IdP JWKS".to_owned(),
+                context: context.to_owned(),
                 status: response.status.as_u16(),
                 body: response.excerpt(),
             });
         }
         serde_json::from_slice(&response.body)
-            .map_err(|e| TestBedError::InvalidOption(format!("the JWKS is not JSON: {e}")))
+            .map_err(|e| TestBedError::InvalidOption(format!("{context}: not JSON: {e}")))
     }
 
     /// The authorization endpoint URL for `request` (server.mjs keeps
