@@ -360,3 +360,106 @@ fn a_taken_port_is_a_clear_startup_error() {
         "{stderr}"
     );
 }
+
+/// HTTPS with `-tls-cert-path`/`-tls-key-path`: a rustls client that trusts
+/// only the generated certificate gets `/healthz`.
+#[test]
+fn serves_https_with_the_configured_certificate() {
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let issued =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .unwrap();
+    let cert_path = dir.path().join("tls.crt");
+    let key_path = dir.path().join("tls.key");
+    std::fs::write(&cert_path, issued.cert.pem()).unwrap();
+    std::fs::write(&key_path, issued.signing_key.serialize_pem()).unwrap();
+
+    let mut server = Server::start(
+        &[
+            "-listen-addr=127.0.0.1",
+            "-port=0",
+            "-log-format=json",
+            "-tls-cert-path",
+            cert_path.to_str().unwrap(),
+            "-tls-key-path",
+            key_path.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let listening = server.wait_for("\"listening\"", |line| line.contains("\"listening\""));
+    let event: serde_json::Value = serde_json::from_str(&listening).unwrap();
+    assert_eq!(event["scheme"], "https");
+    let addr: SocketAddr = event["addr"].as_str().unwrap().parse().unwrap();
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(issued.cert.der().clone()).unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let connection = rustls::ClientConnection::new(Arc::new(client), name).unwrap();
+    let tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(WAIT)).unwrap();
+    let mut tls = rustls::StreamOwned::new(connection, tcp);
+    write!(
+        tls,
+        "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    // The server may close without close_notify after `Connection: close`;
+    // what was read until then is the whole response.
+    let _ = tls.read_to_end(&mut response);
+    let response = String::from_utf8(response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+    assert!(response.ends_with("\r\n\r\nok"), "{response}");
+
+    // Plain HTTP on the TLS port gets no HTTP answer.
+    let mut plain = TcpStream::connect(addr).unwrap();
+    plain.set_read_timeout(Some(WAIT)).unwrap();
+    write!(plain, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut answer = Vec::new();
+    let _ = plain.read_to_end(&mut answer);
+    assert!(
+        !answer.starts_with(b"HTTP/1.1 200"),
+        "served plain HTTP on the TLS port"
+    );
+
+    server.signal("TERM");
+    let (success, log) = server.wait_exit();
+    assert!(success, "{}", log.join("\n"));
+}
+
+#[test]
+fn an_unusable_tls_key_is_a_clear_startup_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let issued = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let other = rcgen::KeyPair::generate().unwrap();
+    let cert_path = dir.path().join("tls.crt");
+    let key_path = dir.path().join("other.key");
+    std::fs::write(&cert_path, issued.cert.pem()).unwrap();
+    std::fs::write(&key_path, other.serialize_pem()).unwrap();
+    let out = run(
+        &[
+            "-listen-addr=127.0.0.1",
+            "-port=0",
+            "-tls-cert-path",
+            cert_path.to_str().unwrap(),
+            "-tls-key-path",
+            key_path.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("TLS setup failed"), "{stderr}");
+    assert!(
+        !stderr.contains("PRIVATE KEY"),
+        "key material in the log: {stderr}"
+    );
+}
