@@ -451,16 +451,14 @@ async fn only_the_service_account_may_impersonate() {
         refused["message"],
         "users \"bob\" is forbidden: User \"bob\" cannot impersonate resource \"users\" in API group \"\" at the cluster scope"
     );
-    // Groups without a user: kube-apiserver's plain-text internal error.
+    // Groups without a user: 400 BadRequest.
     let (status, body) = api
         .whoami(Some(sa), &[("impersonate-group", "system:masters")])
         .await;
-    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
-    assert!(
-        body.as_str()
-            .unwrap()
-            .contains("without impersonating a user"),
-        "{body}"
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body["message"],
+        "requested [{Group  system:masters    }] without impersonating a user"
     );
 }
 

@@ -24,9 +24,10 @@ pub(crate) enum Impersonation {
     Granted(UserInfo),
     /// 403 for the first attribute the caller may not impersonate.
     Forbidden(KubeStatus),
-    /// Groups, uid or extras without `Impersonate-User`: kube-apiserver
-    /// answers `responsewriters.InternalError`, a plain-text 500.
-    WithoutUser(String),
+    /// Groups, uid or extras without `Impersonate-User`: a 400
+    /// `BadRequest` Status (current kube-apiserver; releases before it
+    /// answered with a plain-text 500).
+    WithoutUser(KubeStatus),
 }
 
 fn header_values<'a>(headers: &'a HeaderMap, name: &str) -> Vec<&'a str> {
@@ -99,10 +100,27 @@ pub(crate) fn impersonate(
     }
     if wanted_user.is_empty() {
         if !wanted_groups.is_empty() || !extra.is_empty() || !wanted_uid.is_empty() {
-            return Impersonation::WithoutUser(format!(
-                "requested impersonation of groups {wanted_groups:?}, uid {wanted_uid:?}, extra \
-                 {extra:?} without impersonating a user"
-            ));
+            // `requested %v without impersonating a user`, %v being Go's
+            // rendering of the []ObjectReference it built: {Kind Namespace
+            // Name UID APIVersion ResourceVersion FieldPath}.
+            let mut refs: Vec<String> = wanted_groups
+                .iter()
+                .map(|g| format!("{{Group  {g}    }}"))
+                .collect();
+            for (key, values) in &extra {
+                for v in values {
+                    refs.push(format!(
+                        "{{UserExtra  {v}  authentication.k8s.io/v1  {key}}}"
+                    ));
+                }
+            }
+            if !wanted_uid.is_empty() {
+                refs.push(format!("{{UID  {wanted_uid}  authentication.k8s.io/v1  }}"));
+            }
+            return Impersonation::WithoutUser(KubeStatus::bad_request(format!(
+                "requested [{}] without impersonating a user",
+                refs.join(" ")
+            )));
         }
         return Impersonation::NotRequested;
     }
@@ -236,7 +254,7 @@ mod tests {
         let h = headers(&[("impersonate-group", "system:masters")]);
         assert!(matches!(
             impersonate(&h, &bob, &Policy::default()),
-            Impersonation::WithoutUser(_)
+            Impersonation::WithoutUser(s) if s.message == "requested [{Group  system:masters    }] without impersonating a user"
         ));
         assert!(matches!(
             impersonate(&HeaderMap::new(), &bob, &Policy::default()),

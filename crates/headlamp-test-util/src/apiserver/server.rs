@@ -279,21 +279,7 @@ async fn route(
         Impersonation::NotRequested => user,
         Impersonation::Granted(impersonated) => impersonated,
         Impersonation::Forbidden(status) => return status.into_response(),
-        Impersonation::WithoutUser(err) => {
-            // responsewriters.InternalError: plain text, not a Status.
-            let uri = req
-                .uri()
-                .path_and_query()
-                .map(|p| p.as_str())
-                .unwrap_or("/");
-            let mut r = Response::new(full(format!("Internal Server Error: {uri:?}: {err}\n")));
-            *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; charset=utf-8"),
-            );
-            return r;
-        }
+        Impersonation::WithoutUser(status) => return status.into_response(),
     };
     state
         .log
