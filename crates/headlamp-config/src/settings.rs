@@ -204,6 +204,8 @@ impl OidcSettings {
 pub struct CaBundle {
     /// The file they were read from.
     pub path: PathBuf,
+    /// The file's contents as read (PEM), for APIs that take a PEM bundle.
+    pub pem: Vec<u8>,
     /// DER bytes of each `CERTIFICATE` block, in file order (at least one).
     pub certificates_der: Vec<Vec<u8>>,
 }

@@ -880,6 +880,8 @@ fn ca_file_must_hold_pem_certificates() {
         .ca
         .unwrap();
     assert_eq!(ca.certificates_der.len(), 1);
+    assert_eq!(ca.certificates_der[0], (0u8..64).collect::<Vec<u8>>());
+    assert_eq!(ca.pem, std::fs::read(&good).unwrap());
 
     let not_pem = write(dir.path(), "junk", "this is not a certificate");
     let p = only_problem(

@@ -478,15 +478,16 @@ fn tls_settings(r: &mut Reader<'_>) -> Option<TlsSettings> {
     }
 }
 
-/// Reads a PEM file and returns the DER of the blocks `wanted` accepts,
-/// reporting a problem (never the contents) when there is none.
+/// Reads a PEM file and returns its contents and the DER of the blocks
+/// `wanted` accepts, reporting a problem (never the contents) when there is
+/// none.
 fn read_pem(
     r: &mut Reader<'_>,
     flag: &'static str,
     path: &Path,
     wanted: impl Fn(&str) -> bool,
     what: &str,
-) -> Option<Vec<Vec<u8>>> {
+) -> Option<(Vec<u8>, Vec<Vec<u8>>)> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(err) => {
@@ -522,7 +523,7 @@ fn read_pem(
         );
         return None;
     }
-    Some(ders)
+    Some((bytes, ders))
 }
 
 fn check_pem(
@@ -756,8 +757,9 @@ fn oidc_settings(r: &mut Reader<'_>, home: Option<&Path>) -> Option<OidcSettings
             |tag| tag == "CERTIFICATE",
             "PEM CERTIFICATE blocks of the CA(s) that signed the identity provider's certificate",
         )
-        .map(|certificates_der| CaBundle {
+        .map(|(pem, certificates_der)| CaBundle {
             path,
+            pem,
             certificates_der,
         })
     });
