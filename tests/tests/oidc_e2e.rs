@@ -265,6 +265,17 @@ async fn idp_outage_mid_test() {
     assert!(!fresh.is_ready());
 
     idp.restart().await.unwrap();
+    // A process that never reached the IdP retries discovery at most once a
+    // second (and in the background with backoff): give it that second.
+    let mut attempts = 0;
+    while fresh_client.endpoints().await.is_err() {
+        attempts += 1;
+        assert!(
+            attempts < 20,
+            "discovery did not recover after the IdP restarted"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     // Same port, same keys: both the old and the fresh process sign in again.
     let tokens = login_across(&client, &reg, &client, TestUser::Alice)
         .await

@@ -104,7 +104,14 @@ pub(crate) struct Discovery {
 struct DiscoveryState {
     current: Option<Arc<ProviderEndpoints>>,
     last_error: Option<String>,
+    last_attempt: Option<UnixTime>,
 }
+
+/// While the IdP is down and nothing is cached, a burst of sign-in clicks
+/// must not become a burst of connection attempts each waiting for a
+/// timeout: within this many seconds of a failed attempt, callers get that
+/// failure again.
+const INLINE_RETRY_SECS: u64 = 1;
 
 impl Discovery {
     pub(crate) fn new(
@@ -146,6 +153,23 @@ impl Discovery {
         if let Some(current) = self.cached() {
             return Ok(current);
         }
+        let recent_failure = {
+            let state = self.state.read().unwrap_or_else(|p| p.into_inner());
+            match (&state.last_error, state.last_attempt) {
+                (Some(error), Some(at))
+                    if self.clock.now() < at.saturating_add(INLINE_RETRY_SECS) =>
+                {
+                    Some(error.clone())
+                }
+                _ => None,
+            }
+        };
+        if let Some(reason) = recent_failure {
+            return Err(OidcError::DiscoveryUnavailable {
+                issuer: self.issuer_url.clone(),
+                reason,
+            });
+        }
         self.refresh()
             .await
             .map_err(|e| OidcError::DiscoveryUnavailable {
@@ -167,8 +191,10 @@ impl Discovery {
     /// Fetches the document now and updates the cache. A failure keeps the
     /// previously cached document (an IdP restart must not log everyone out).
     pub(crate) async fn refresh(&self) -> Result<Arc<ProviderEndpoints>, OidcError> {
+        let started = self.clock.now();
         let result = self.fetch().await.map(Arc::new);
         let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        state.last_attempt = Some(started);
         match &result {
             Ok(endpoints) => {
                 state.current = Some(endpoints.clone());

@@ -336,6 +336,18 @@ mod tests {
     }
 
     #[test]
+    fn ephemeral_keys_are_per_process() {
+        let a = SessionKey::ephemeral().unwrap();
+        let b = SessionKey::ephemeral().unwrap();
+        let sealed = a.seal(Purpose::LoginState, b"", b"x").unwrap();
+        assert_eq!(a.open(Purpose::LoginState, b"", &sealed).unwrap(), b"x");
+        assert_eq!(
+            b.open(Purpose::LoginState, b"", &sealed),
+            Err(OpenError::OtherKey)
+        );
+    }
+
+    #[test]
     fn short_key_material_is_refused_with_advice() {
         let err = SessionKey::from_material(b"too short\n")
             .unwrap_err()

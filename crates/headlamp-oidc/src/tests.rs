@@ -490,6 +490,18 @@ async fn idp_down_at_start_then_up() {
 
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     let idp = FakeIdp::serve(listener, clock.clone());
+    // Within a second of a failure, clicks get the failure without another
+    // connection attempt; after it, a new attempt succeeds.
+    let err = client
+        .start_login("prod", &callback_url())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, OidcError::DiscoveryUnavailable { .. }),
+        "{err}"
+    );
+    assert_eq!(idp.discovery_fetches(), 0);
+    clock.advance(1);
     client.start_login("prod", &callback_url()).await.unwrap();
     assert!(client.is_ready());
     assert!(reg.is_ready());
@@ -761,4 +773,33 @@ mod tls {
         cookies.insert(COOKIE, pair.parse().unwrap());
         (location.query().unwrap_or("").to_owned(), cookies)
     }
+}
+
+#[tokio::test]
+async fn a_silent_idp_times_out_as_retryable() {
+    // Accepts connections (the kernel's backlog) but never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap();
+    let http = IdpHttpClient::new(
+        &IdpTls::default(),
+        HttpLimits {
+            request_timeout: Duration::from_millis(200),
+            ..HttpLimits::default()
+        },
+    )
+    .unwrap();
+    let err = http
+        .send(
+            http::Request::get(format!("http://{addr}/.well-known/openid-configuration"))
+                .body(Vec::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert!(
+        err.to_string().contains("no complete answer within 200ms"),
+        "{err}"
+    );
+    drop(silent);
 }
