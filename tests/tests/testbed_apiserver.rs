@@ -778,12 +778,7 @@ async fn dropping_the_server_ends_streams_and_frees_the_port() {
     }
     drop(server);
     let ended = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match body.frame().await {
-                Some(Ok(_)) => continue,
-                _ => break,
-            }
-        }
+        while let Some(Ok(_)) = body.frame().await {}
     })
     .await;
     assert!(
