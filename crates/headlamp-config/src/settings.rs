@@ -192,6 +192,15 @@ impl OidcSettings {
             .unwrap_or(&self.issuer_url)
     }
 
+    /// The configured scopes without the leading `openid` (for APIs such as
+    /// headlamp-oidc's `OidcProviderSettings::scopes` that add it themselves).
+    pub fn extra_scopes(&self) -> &[String] {
+        match self.scopes.split_first() {
+            Some((first, rest)) if first == "openid" => rest,
+            _ => &self.scopes,
+        }
+    }
+
     /// The `scope` request parameter: scopes joined by spaces
     /// (RFC 6749 section 3.3).
     pub fn scope_param(&self) -> String {

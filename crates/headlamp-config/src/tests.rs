@@ -319,6 +319,7 @@ fn oidc_defaults_when_configured() {
     assert_eq!(oidc.expected_issuer(), "https://idp.example.com");
     assert_eq!(oidc.expected_audience(), "c");
     assert_eq!(oidc.scope_param(), "openid profile email");
+    assert_eq!(oidc.extra_scopes(), ["profile", "email"]);
     assert_eq!(oidc.claims.username_claim, "preferred_username");
     assert_eq!(oidc.claims.groups_claim, "groups");
     assert_eq!(oidc.claims.username_prefix, "");
