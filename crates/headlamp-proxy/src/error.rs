@@ -149,6 +149,26 @@ pub enum ProxyError {
 }
 
 impl ProxyError {
+    /// A short, stable label for metrics (`unknown_cluster`, `no_token`,
+    /// the authenticator's own label such as `expired`, `tls`, ...).
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::NotAClusterPath { .. } => "not_a_cluster_path",
+            Self::DotSegment { .. } => "dot_segment",
+            Self::UnknownCluster { .. } => "unknown_cluster",
+            Self::ClusterUnavailable { .. } => "cluster_unavailable",
+            Self::NoToken { .. } => "no_token",
+            Self::MalformedToken { .. } => "malformed_token",
+            Self::Authentication(e) => e.metric_label,
+            Self::UpstreamCredentials { .. } => "upstream_credentials",
+            Self::ConnectTimeout { .. } => "connect_timeout",
+            Self::Unreachable { .. } => "unreachable",
+            Self::Tls { .. } => "tls",
+            Self::Upstream { .. } => "upstream",
+            Self::Kubeconfig { .. } | Self::KubeconfigMerge { .. } => "kubeconfig",
+        }
+    }
+
     /// The Kubernetes `Status` this error is answered with.
     pub fn to_status(&self) -> Status {
         let message = self.to_string();
@@ -182,12 +202,24 @@ impl ProxyError {
 /// client must act, and a scanner must not flood the log).
 pub(crate) fn rescue(error: &ProxyError) -> Response<ProxyBody> {
     let status = error.to_status();
+    let label = error.metric_label();
     if status.code >= 500 {
-        tracing::warn!(code = status.code, %error, "request failed");
+        tracing::warn!(code = status.code, label, %error, "request failed");
     } else {
-        tracing::debug!(code = status.code, %error, "request refused");
+        tracing::debug!(code = status.code, label, %error, "request refused");
     }
-    status.to_response()
+    let mut response: Response<ProxyBody> = status.to_response();
+    response.extensions_mut().insert(ProxyFailure { label });
+    response
+}
+
+/// Set as a response extension on every response the proxy produced itself
+/// (rather than passed through from the API server), so the embedding
+/// server can count failures by cause without parsing bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProxyFailure {
+    /// [`ProxyError::metric_label`].
+    pub label: &'static str,
 }
 
 /// Maps a hyper-util client error to the error a client can act on.
@@ -383,9 +415,25 @@ mod tests {
 
     #[test]
     fn rescue_answers_status_json_with_the_reason() {
-        let r = rescue(&AuthenticationError::rejected("token expired").into());
+        let r = rescue(
+            &ProxyError::from(AuthenticationError::rejected("token expired"))
+                .with_label_for_test("expired"),
+        );
         assert_eq!(r.status(), 401);
+        assert_eq!(
+            r.extensions().get::<ProxyFailure>().unwrap().label,
+            "expired"
+        );
         assert_eq!(r.headers()[http::header::CONTENT_TYPE], "application/json");
+    }
+
+    impl ProxyError {
+        fn with_label_for_test(self, label: &'static str) -> Self {
+            match self {
+                Self::Authentication(e) => Self::Authentication(e.with_metric_label(label)),
+                other => other,
+            }
+        }
     }
 
     #[test]

@@ -55,7 +55,7 @@ pub use body::ProxyBody;
 pub use cluster::{
     AuthProvider, ClusterInfo, ClusterSource, ClusterSources, InClusterConfig, KubeconfigFiles,
 };
-pub use error::ProxyError;
+pub use error::{ProxyError, ProxyFailure};
 pub use forward::ClientAddr;
 pub use sanitize::{BEARER_SUBPROTOCOL_PREFIX, token_cookie_base};
 pub use service::{KubeProxy, KubeProxyBuilder, ResponseFuture};
