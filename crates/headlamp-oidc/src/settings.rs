@@ -211,11 +211,27 @@ fn check_issuer_url(setting: &str, value: &str) -> Result<(), OidcError> {
             format!("\"{value}\" is not an absolute URL ({e}); use e.g. https://idp.example.com/realms/main"),
         )
     })?;
-    if !matches!(url.scheme(), "https" | "http") {
-        return Err(OidcError::setting(
-            setting,
-            format!("\"{value}\" must be an https:// URL"),
-        ));
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    // OIDC Core section 16.17: TLS is required between client and IdP; the
+    // code, client secret and tokens cross this connection. Plain http is
+    // accepted only to a loopback IdP (local development, tests).
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        _ => {
+            return Err(OidcError::setting(
+                setting,
+                format!(
+                    "\"{value}\" must be an https:// URL (http:// is accepted only for \
+                     localhost and loopback addresses)"
+                ),
+            ));
+        }
     }
     if url.query().is_some() || url.fragment().is_some() {
         // OIDC Core section 2: the issuer has no query or fragment.
@@ -345,6 +361,15 @@ mod tests {
         );
         let s = OidcProviderSettings::new("ftp://idp.example", "c");
         assert!(s.validate().is_err());
+        let s = OidcProviderSettings::new("http://idp.example", "c");
+        assert!(s.validate().unwrap_err().to_string().contains("https://"));
+        for ok in [
+            "http://127.0.0.1:5556",
+            "http://localhost:8080/dex",
+            "http://[::1]:1",
+        ] {
+            OidcProviderSettings::new(ok, "c").validate().unwrap();
+        }
         let s = OidcProviderSettings::new("https://idp.example", " ");
         assert!(
             s.validate()
