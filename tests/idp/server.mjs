@@ -31,6 +31,9 @@
 //   --keys-file PATH         signing and cookie keys; created when missing,
 //                            reused when present (a restarted IdP keeps its keys)
 //   --issuer-path PATH       serve under a path, e.g. /realms/test
+//   --exit-with-stdin        exit when stdin reaches EOF: the harness holds
+//                            the other end, so the IdP dies with its test even
+//                            when the test binary is killed outright
 
 import { once } from 'node:events';
 import * as crypto from 'node:crypto';
@@ -61,6 +64,7 @@ const OPTIONS = {
   'access-token-format': { type: 'string', default: 'opaque' },
   'keys-file': { type: 'string' },
   'issuer-path': { type: 'string', default: '' },
+  'exit-with-stdin': { type: 'boolean', default: false },
 };
 
 /** The audience-bearing resource of `--access-token-format jwt` tokens. */
@@ -141,6 +145,7 @@ function validateOptions(values) {
     accessTokenFormat: oneOf(values, 'access-token-format', ['opaque', 'jwt']),
     keysFile: values['keys-file'],
     issuerPath,
+    exitWithStdin: values['exit-with-stdin'],
   };
 }
 
@@ -485,12 +490,16 @@ async function main() {
     });
   });
 
-  for (const signal of ['SIGTERM', 'SIGINT']) {
-    process.on(signal, () => {
-      server.close();
-      server.closeAllConnections();
-      process.exit(0);
-    });
+  const shutdown = () => {
+    server.close();
+    server.closeAllConnections();
+    process.exit(0);
+  };
+  for (const signal of ['SIGTERM', 'SIGINT']) process.on(signal, shutdown);
+  if (opts.exitWithStdin) {
+    process.stdin.on('end', shutdown);
+    process.stdin.on('error', shutdown);
+    process.stdin.resume();
   }
 
   process.stdout.write(`${JSON.stringify({ issuer, port, clientId: opts.clientId })}\n`);

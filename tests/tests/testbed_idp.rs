@@ -595,3 +595,32 @@ async fn a_login_session_carries_the_relying_partys_cookie_through_the_idp() {
     assert!(query(&again, "code").is_some());
     server.abort();
 }
+
+#[tokio::test]
+async fn an_idp_whose_harness_vanished_exits_by_itself() {
+    // A test binary killed outright runs no destructor; the IdP must still
+    // go. Here `sleep 1` stands for the harness: when it exits, the IdP's
+    // stdin reaches EOF, as it does when the test process dies.
+    use headlamp_test_util::idp::{ensure_npm_packages, idp_dir};
+    use headlamp_test_util::process::{ChildProcess, node_executable};
+
+    ensure_npm_packages().unwrap();
+    let node = node_executable().unwrap();
+    let mut command = tokio::process::Command::new("sh");
+    command.current_dir(idp_dir()).args([
+        "-c",
+        &format!(
+            "sleep 1 | exec '{}' server.mjs --exit-with-stdin --redirect-uri {REDIRECT_URI}",
+            node.display()
+        ),
+    ]);
+    let mut process = ChildProcess::spawn("orphan-idp", command, true).unwrap();
+    process
+        .wait_for_stdout_line(Duration::from_secs(30), |line| {
+            line.contains("\"issuer\"").then_some(())
+        })
+        .await
+        .unwrap();
+    let status = process.wait(Duration::from_secs(20)).await.unwrap();
+    assert!(status.success(), "{status}");
+}

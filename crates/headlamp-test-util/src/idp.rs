@@ -323,6 +323,7 @@ impl TestIdp {
         command
             .current_dir(idp_dir())
             .arg("server.mjs")
+            .arg("--exit-with-stdin")
             .args(options.args(&self.keys_file)?)
             // The secret goes by environment, not argv, so it is not in `ps`.
             .env("TEST_IDP_CLIENT_SECRET", &options.client_secret)

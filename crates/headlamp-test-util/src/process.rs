@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -74,10 +74,18 @@ pub struct ChildProcess {
     logs: Arc<Mutex<LogBuffer>>,
     stdout_lines: mpsc::UnboundedReceiver<String>,
     readers: Vec<JoinHandle<()>>,
+    /// Never written; held so the child sees EOF on stdin when the test
+    /// process dies without running destructors (see [`ChildProcess::spawn`]).
+    _lifeline: Option<ChildStdin>,
 }
 
 impl ChildProcess {
-    /// Spawns `command` with piped stdout and stderr and no stdin.
+    /// Spawns `command` with piped stdout and stderr.
+    ///
+    /// Its stdin is a pipe nobody writes to: it reaches EOF only when this
+    /// handle is gone, including when the test binary is killed outright and
+    /// no destructor runs. A child that exits on stdin EOF (server.mjs with
+    /// `--exit-with-stdin`) therefore never outlives its test.
     ///
     /// `name` labels its log lines and error messages (e.g. `"test-idp"`).
     /// With `own_process_group`, the child leads a new process group and the
@@ -89,7 +97,7 @@ impl ChildProcess {
         own_process_group: bool,
     ) -> Result<Self, TestBedError> {
         command
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
@@ -105,6 +113,7 @@ impl ChildProcess {
             .spawn()
             .map_err(|source| TestBedError::io(format!("starting {name} ({program})"), source))?;
 
+        let lifeline = child.stdin.take();
         let logs = Arc::new(Mutex::new(LogBuffer::default()));
         let show_live = std::env::var(SHOW_LOGS_ENV).is_ok_and(|v| v == "1");
         let (stdout_tx, stdout_lines) = mpsc::unbounded_channel();
@@ -135,6 +144,7 @@ impl ChildProcess {
             logs,
             stdout_lines,
             readers,
+            _lifeline: lifeline,
         })
     }
 
