@@ -150,6 +150,7 @@ mod error;
 mod http_client;
 mod key_source;
 mod login;
+mod refresh_cookie;
 mod seal;
 mod settings;
 mod token;
@@ -163,6 +164,10 @@ pub use key_source::IdpKeySource;
 pub use login::{
     CallbackParams, CsrfState, DEFAULT_LOGIN_LIFETIME, LoginCookie, LoginStart, LoginState, Nonce,
     PkceCodeVerifier, cookie_value,
+};
+pub use refresh_cookie::{
+    REFRESH_COOKIE_PREFIX, cluster_cookie_path, refresh_clear_cookie, refresh_cookie_name,
+    sanitize_cluster_name,
 };
 pub use seal::{MIN_KEY_MATERIAL, SessionKey};
 pub use settings::{OPENID_SCOPE, OidcProviderSettings, split_scopes};
