@@ -297,7 +297,7 @@ async fn oidc_tokens_are_verified_like_kube_apiserver() {
 /// form by the scripted login) are accepted with kube's claim mapping.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_from_the_real_idp_are_accepted() {
-    let idp = TestIdp::start(TestIdpOptions::new("http://127.0.0.1:9/oidc-callback"))
+    let mut idp = TestIdp::start(TestIdpOptions::new("http://127.0.0.1:9/oidc-callback"))
         .await
         .unwrap();
     // --oidc-username-claim=email --oidc-groups-claim=groups
@@ -341,6 +341,18 @@ async fn tokens_from_the_real_idp_are_accepted() {
     // The access token is not an ID token for this audience.
     let (status, _) = api.whoami(Some(&alice.access_token), &[]).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // Key rotation: a token naming a key id the server has not seen makes
+    // it re-fetch the JWKS; the old key is gone, so old tokens stop working.
+    idp.restart_with_new_keys().await.unwrap();
+    let rotated = idp.tokens_for(TestUser::Alice).await.unwrap();
+    let (status, review) = api.whoami(Some(rotated.id_token().unwrap()), &[]).await;
+    assert_eq!(status, StatusCode::CREATED, "{review}");
+    server.request_log().clear();
+    let (status, _) = api.whoami(Some(alice.id_token().unwrap()), &[]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let reason = server.requests()[0].authentication_error.clone().unwrap();
+    assert!(reason.contains("no JWKS key with kid"), "{reason}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

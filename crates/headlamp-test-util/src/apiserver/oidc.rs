@@ -12,7 +12,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -98,22 +97,17 @@ pub(crate) enum TokenOutcome {
     Accepted(UserInfo),
 }
 
-struct KeyCache {
-    keys: JwkSet,
-    fetched: Instant,
-}
-
 pub(crate) struct OidcAuthenticator {
     options: OidcOptions,
     clock: Arc<dyn Clock>,
     tls: Option<Arc<rustls::ClientConfig>>,
-    keys: tokio::sync::Mutex<Option<KeyCache>>,
+    /// The issuer's keys, fetched on first use and again whenever a token
+    /// names a key id the cached set lacks (key rotation), like go-oidc's
+    /// remote key set. The lock also makes concurrent re-fetches wait for
+    /// one fetch instead of each hitting the IdP.
+    keys: tokio::sync::Mutex<Option<JwkSet>>,
 }
 
-/// Unknown `kid`s trigger a JWKS re-fetch at most this often, like
-/// go-oidc's remote key set, so a flood of forged tokens cannot turn the
-/// server into a JWKS hammer.
-const REFETCH_INTERVAL: Duration = Duration::from_secs(1);
 /// go-oidc accepts `nbf` up to five minutes in the future.
 const NBF_LEEWAY: u64 = 300;
 
@@ -165,19 +159,11 @@ impl OidcAuthenticator {
     async fn keys_for(&self, kid: Option<&str>) -> Result<Vec<DecodingKey>, String> {
         let mut cache = self.keys.lock().await;
         for attempt in 0..2 {
-            let stale = cache
-                .as_ref()
-                .is_none_or(|c| attempt == 1 && c.fetched.elapsed() >= REFETCH_INTERVAL);
-            if stale {
-                let keys = self.fetch_keys().await?;
-                *cache = Some(KeyCache {
-                    keys,
-                    fetched: Instant::now(),
-                });
+            if cache.is_none() || attempt == 1 {
+                *cache = Some(self.fetch_keys().await?);
             }
-            let Some(c) = cache.as_ref() else { continue };
-            let found: Vec<DecodingKey> = c
-                .keys
+            let Some(set) = cache.as_ref() else { continue };
+            let found: Vec<DecodingKey> = set
                 .keys
                 .iter()
                 .filter(|k| kid.is_none() || k.common.key_id.as_deref() == kid)
