@@ -70,6 +70,11 @@ redacted_newtype!(
 redacted_newtype!(
     /// The PKCE code verifier. Not `Clone`: it is used exactly once, in the
     /// code exchange.
+    ///
+    /// ```compile_fail
+    /// fn needs_clone<T: Clone>() {}
+    /// needs_clone::<headlamp_oidc::PkceCodeVerifier>();
+    /// ```
     PkceCodeVerifier
 );
 
