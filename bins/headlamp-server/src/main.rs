@@ -6,6 +6,7 @@
 //! Routes are added in `routes.rs`; nothing else lives here.
 #![forbid(unsafe_code)]
 
+mod frontend;
 mod logging;
 mod respond;
 mod routes;

@@ -10,18 +10,23 @@ use std::sync::Arc;
 use headlamp_config::Config;
 use http::{Method, Request, Response, StatusCode};
 
+use crate::frontend::Frontend;
 use crate::respond::{self, Body};
+use crate::server::ServerError;
 
 /// What every handler may use, built once at start and shared.
 #[derive(Debug)]
 pub(crate) struct App {
     /// The validated configuration.
     pub(crate) config: Arc<Config>,
+    /// The web frontend: `-html-static-dir` or the built-in page.
+    pub(crate) frontend: Frontend,
 }
 
 impl App {
-    pub(crate) fn new(config: Arc<Config>) -> Self {
-        Self { config }
+    pub(crate) fn new(config: Arc<Config>) -> Result<Self, ServerError> {
+        let frontend = Frontend::load(&config)?;
+        Ok(Self { config, frontend })
     }
 }
 
@@ -38,7 +43,13 @@ pub(crate) async fn route<B>(app: Arc<App>, request: Request<B>) -> Response<Bod
             Method::GET | Method::HEAD => healthz(),
             ref other => respond::method_not_allowed(other, full_path, "GET, HEAD"),
         },
-        _ => respond::not_found(full_path),
+        // Everything else is the web frontend (pages, their files, and the
+        // single-page app's own routes such as /auth): keep this arm last.
+        _ => {
+            app.frontend
+                .serve(request.method(), request.headers(), path, full_path)
+                .await
+        }
     }
 }
 
@@ -70,7 +81,7 @@ mod tests {
 
     fn app(args: &[&str]) -> Arc<App> {
         let config = Config::from_args(args.iter().copied(), &Environment::default()).unwrap();
-        Arc::new(App::new(Arc::new(config)))
+        Arc::new(App::new(Arc::new(config)).unwrap())
     }
 
     async fn call(app: &Arc<App>, method: Method, uri: &str) -> (StatusCode, String) {

@@ -64,6 +64,14 @@ pub(crate) enum ServerError {
         /// What is wrong with it.
         reason: String,
     },
+    /// `-html-static-dir` cannot be served (no readable `index.html`).
+    #[error("cannot serve -html-static-dir {path}: {reason}")]
+    StaticDir {
+        /// The directory as configured.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// Runs the server until SIGINT or SIGTERM, then drains connections.
@@ -83,7 +91,7 @@ pub(crate) async fn run(config: Arc<Config>) -> Result<(), ServerError> {
     );
     log_summary(&config);
 
-    let app = Arc::new(App::new(config));
+    let app = Arc::new(App::new(config)?);
     let handler = move |request: Request<Incoming>| routes::route(Arc::clone(&app), request);
     serve(
         listener,
