@@ -904,6 +904,16 @@ async fn kubectl_gets_whoamis_watches_and_execs() {
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split_whitespace().collect()).collect();
     assert_eq!(rows.len(), 5, "{table}");
     assert_eq!(rows[0], ["default", "Active", "10d"]);
+    // kubectl 1.32 discovers through aggregated discovery (one request each
+    // for /api and /apis), so it never needs the per-group documents.
+    let discovery: Vec<String> = server
+        .requests()
+        .iter()
+        .filter(|r| r.path.starts_with("/api"))
+        .map(|r| r.path.clone())
+        .take_while(|p| !p.contains("namespaces"))
+        .collect();
+    assert_eq!(discovery, ["/api", "/apis"], "{discovery:?}");
     let names = kubectl.ok(&["get", "pods", "-o", "name"], None).await;
     assert_eq!(names, "pod/echo\npod/web-0\n");
 

@@ -584,6 +584,89 @@ pub(crate) fn api_resource_list(group_version: &str) -> Option<Value> {
     }))
 }
 
+/// The media type of aggregated discovery (KEP-3352, GA in 1.30), which
+/// kubectl asks `/api` and `/apis` for first.
+pub(crate) const AGGREGATED_CONTENT_TYPE: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+/// Whether `Accept` asks for `apidiscovery.k8s.io/v2` `APIGroupDiscoveryList`.
+pub(crate) fn wants_aggregated(accept: &str) -> bool {
+    accept.split(',').any(|media| {
+        let params: Vec<&str> = media.split(';').map(str::trim).collect();
+        params.contains(&"as=APIGroupDiscoveryList")
+            && params.contains(&"g=apidiscovery.k8s.io")
+            && params.contains(&"v=v2")
+    })
+}
+
+/// One `APIGroupDiscovery`, built from the same `APIResourceList` the
+/// legacy endpoints serve so the two views cannot disagree.
+fn group_discovery(group: &str) -> Option<Value> {
+    let group_version = if group.is_empty() {
+        "v1".to_owned()
+    } else {
+        format!("{group}/v1")
+    };
+    let list = api_resource_list(&group_version)?;
+    let kind_of = |r: &Value| json!({ "group": group, "version": "v1", "kind": r["kind"] });
+    let all = list["resources"].as_array().cloned().unwrap_or_default();
+    let resources: Vec<Value> = all
+        .iter()
+        .filter(|r| !r["name"].as_str().unwrap_or("").contains('/'))
+        .map(|r| {
+            let name = r["name"].as_str().unwrap_or("");
+            let prefix = format!("{name}/");
+            let mut d = json!({
+                "resource": name,
+                "responseKind": kind_of(r),
+                "scope": if r["namespaced"] == true { "Namespaced" } else { "Cluster" },
+                "singularResource": r["singularName"],
+                "verbs": r["verbs"],
+            });
+            for key in ["shortNames", "categories"] {
+                if !r[key].is_null() {
+                    d[key] = r[key].clone();
+                }
+            }
+            let subresources: Vec<Value> = all
+                .iter()
+                .filter_map(|s| {
+                    let sub = s["name"].as_str()?.strip_prefix(&prefix)?;
+                    Some(json!({ "subresource": sub, "responseKind": kind_of(s), "verbs": s["verbs"] }))
+                })
+                .collect();
+            if !subresources.is_empty() {
+                d["subresources"] = json!(subresources);
+            }
+            d
+        })
+        .collect();
+    let mut metadata = json!({ "creationTimestamp": null });
+    if !group.is_empty() {
+        metadata["name"] = json!(group);
+    }
+    Some(json!({
+        "metadata": metadata,
+        "versions": [{ "version": "v1", "resources": resources, "freshness": "Current" }],
+    }))
+}
+
+/// `GET /api` (core) or `/apis` (named groups) as an
+/// `APIGroupDiscoveryList`.
+pub(crate) fn aggregated_discovery(core: bool) -> Value {
+    let items: Vec<Value> = if core {
+        group_discovery("").into_iter().collect()
+    } else {
+        GROUPS.iter().filter_map(|g| group_discovery(g)).collect()
+    };
+    json!({
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": "apidiscovery.k8s.io/v2",
+        "metadata": {},
+        "items": items,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -619,6 +702,18 @@ mod tests {
             "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
         ));
         assert!(!wants_table("application/json"));
+        let core = aggregated_discovery(true);
+        let pods = &core["items"][0]["versions"][0]["resources"][1];
+        assert_eq!(pods["resource"], "pods");
+        assert_eq!(pods["scope"], "Namespaced");
+        assert_eq!(pods["subresources"][0]["subresource"], "exec");
+        assert_eq!(
+            aggregated_discovery(false)["items"][0]["metadata"]["name"],
+            "authentication.k8s.io"
+        );
+        assert!(wants_aggregated(
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
+        ));
         let t = table(
             Kind::Pod,
             &f.objects(Kind::Pod, "default"),

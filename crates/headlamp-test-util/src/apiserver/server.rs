@@ -294,7 +294,14 @@ async fn route(
     if info.is_resource_request {
         resource(state, &info, &query, &effective, req, &authn.ws_protocols).await
     } else {
-        non_resource(state, req.method(), &path)
+        {
+            let accept = req
+                .headers()
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            non_resource(state, req.method(), &path, accept)
+        }
     }
 }
 
@@ -314,7 +321,7 @@ fn json_response_typed(
     r
 }
 
-fn non_resource(state: &State, method: &Method, path: &str) -> Response<Body> {
+fn non_resource(state: &State, method: &Method, path: &str, accept: &str) -> Response<Body> {
     if method != Method::GET && method != Method::HEAD {
         return KubeStatus::method_not_allowed().into_response();
     }
@@ -334,6 +341,13 @@ fn non_resource(state: &State, method: &Method, path: &str) -> Response<Body> {
             return r;
         }
         ["version"] => Some(objects::version()),
+        ["api" | "apis"] if objects::wants_aggregated(accept) => {
+            return json_response_typed(
+                StatusCode::OK,
+                &objects::aggregated_discovery(parts == ["api"]),
+                objects::AGGREGATED_CONTENT_TYPE,
+            );
+        }
         ["api"] => Some(objects::api_versions(&state.server_address)),
         ["apis"] => Some(objects::api_group_list()),
         ["api", "v1"] => objects::api_resource_list("v1"),
