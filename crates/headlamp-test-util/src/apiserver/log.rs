@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use super::user::UserInfo;
 
-/// One received request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One received request. Its `Debug` output redacts credentials
+/// (`Authorization`, `Cookie`, bearer-token WebSocket subprotocols), so an
+/// assertion message never prints a token; the fields hold them as received.
+#[derive(Clone, PartialEq, Eq)]
 pub struct RecordedRequest {
     /// Arrival order, starting at 0 (kept across [`RequestLog::clear`]).
     pub seq: u64,
@@ -33,6 +35,40 @@ pub struct RecordedRequest {
     pub authentication_error: Option<String>,
     /// The response status (101 for a WebSocket upgrade), once known.
     pub status: Option<u16>,
+}
+
+/// Whether a header value carries a credential that must not be printed.
+fn is_secret(name: &str, value: &str) -> bool {
+    matches!(name, "authorization" | "cookie" | "proxy-authorization")
+        || (name == "sec-websocket-protocol" && value.contains("bearer.authorization.k8s.io"))
+}
+
+impl std::fmt::Debug for RecordedRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                let shown = if is_secret(k, v) {
+                    "[redacted]"
+                } else {
+                    v.as_str()
+                };
+                (k.as_str(), shown)
+            })
+            .collect();
+        f.debug_struct("RecordedRequest")
+            .field("seq", &self.seq)
+            .field("method", &self.method)
+            .field("path_and_query", &self.path_and_query)
+            .field("headers", &headers)
+            .field("tls", &self.tls)
+            .field("authenticated_user", &self.authenticated_user)
+            .field("effective_user", &self.effective_user)
+            .field("authentication_error", &self.authentication_error)
+            .field("status", &self.status)
+            .finish()
+    }
 }
 
 impl RecordedRequest {
@@ -131,5 +167,43 @@ impl RequestLog {
         if let Some(r) = self.lock().requests.iter_mut().rev().find(|r| r.seq == seq) {
             f(r);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_redacts_credentials() {
+        let r = RecordedRequest {
+            seq: 0,
+            method: "GET".into(),
+            path: "/".into(),
+            path_and_query: "/".into(),
+            headers: vec![
+                ("authorization".into(), "Bearer s3cret".into()),
+                ("cookie".into(), "headlamp-auth-x.0=s3cret".into()),
+                (
+                    "sec-websocket-protocol".into(),
+                    "base64url.bearer.authorization.k8s.io.czNjcmV0".into(),
+                ),
+                ("impersonate-user".into(), "alice".into()),
+            ],
+            tls: true,
+            authenticated_user: None,
+            effective_user: None,
+            authentication_error: None,
+            status: None,
+        };
+        let shown = format!("{r:?}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("czNjcmV0"),
+            "{shown}"
+        );
+        assert!(shown.contains("alice"));
+        assert_eq!(r.header("authorization"), Some("Bearer s3cret"));
+        assert_eq!(r.cookie_names(), ["headlamp-auth-x.0"]);
+        assert_eq!(r.headers_with_prefix("Impersonate-"), ["impersonate-user"]);
     }
 }
