@@ -17,6 +17,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -807,6 +808,35 @@ async fn dropping_the_server_ends_streams_and_frees_the_port() {
     })
     .await;
     assert!(refused.is_ok(), "the port must be closed after drop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_can_come_back_at_the_same_url() {
+    let first = TestApiServer::start(ApiServerOptions::default())
+        .await
+        .unwrap();
+    let (url, pki, port) = (first.url(), Arc::clone(first.pki()), first.addr().port());
+    let api = ApiClient::new(&first, None);
+    drop(first);
+    let second = TestApiServer::start(ApiServerOptions {
+        pki: Some(pki),
+        port: Some(port),
+        ..ApiServerOptions::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(second.url(), url);
+    // The same client (same trusted CA, same URL) reaches the new server.
+    let (status, version) = api
+        .json(
+            Method::GET,
+            "/version",
+            Some(second.service_account_token()),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{version}");
 }
 
 // ---------------------------------------------------------------- real clients

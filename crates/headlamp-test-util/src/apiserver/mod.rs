@@ -136,6 +136,10 @@ pub struct ApiServerOptions {
     /// The CA to serve with and trust client certificates from; a new one
     /// is generated when `None`.
     pub pki: Option<Arc<TestPki>>,
+    /// The HTTPS port; a free one when `None`. With the same `pki`, a test
+    /// can drop the server and start another at the same URL (an API server
+    /// outage and recovery, as a proxy sees it).
+    pub port: Option<u16>,
 }
 
 impl std::fmt::Debug for ApiServerOptions {
@@ -168,6 +172,7 @@ impl Default for ApiServerOptions {
             fault: None,
             clock: Arc::new(SystemClock),
             pki: None,
+            port: None,
         }
     }
 }
@@ -215,10 +220,10 @@ impl TestApiServer {
         };
         let server_cert = pki.issue_server_cert("apiserver", &["127.0.0.1", "localhost"])?;
         let tls = tls_config(&pki, &server_cert, options.client_certs)?;
-        let https = bind().await?;
+        let https = bind(options.port.unwrap_or(0)).await?;
         let https_addr = local_addr(&https)?;
         let http = if options.plain_http {
-            Some(bind().await?)
+            Some(bind(0).await?)
         } else {
             None
         };
@@ -381,10 +386,28 @@ impl Drop for TestApiServer {
     }
 }
 
-async fn bind() -> Result<TcpListener, TestBedError> {
-    TcpListener::bind(("127.0.0.1", 0))
-        .await
-        .map_err(|e| TestBedError::io("binding the test API server to 127.0.0.1", e))
+async fn bind(port: u16) -> Result<TcpListener, TestBedError> {
+    // A fixed port may still be held for a moment by a server just dropped
+    // (its listener closes when its aborted task is dropped): retry briefly.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match TcpListener::bind(("127.0.0.1", port)).await {
+            Ok(listener) => return Ok(listener),
+            Err(e)
+                if port != 0
+                    && e.kind() == std::io::ErrorKind::AddrInUse
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => {
+                return Err(TestBedError::io(
+                    format!("binding the test API server to 127.0.0.1:{port}"),
+                    e,
+                ));
+            }
+        }
+    }
 }
 
 fn local_addr(listener: &TcpListener) -> Result<SocketAddr, TestBedError> {
