@@ -114,6 +114,9 @@ struct RegistryInner {
     clock: Arc<dyn Clock>,
     issuers: Mutex<HashMap<IssuerKey, Arc<IssuerCache>>>,
     login_lifetime: Duration,
+    /// Whether issuers get a background refresher (off in unit tests that
+    /// count requests, so the counts are deterministic).
+    background: bool,
 }
 
 impl std::fmt::Debug for OidcRegistry {
@@ -127,12 +130,24 @@ impl std::fmt::Debug for OidcRegistry {
 impl OidcRegistry {
     /// A registry sealing with `session_key` and reading time from `clock`.
     pub fn new(session_key: SessionKey, clock: impl Clock) -> Self {
+        Self::build(session_key, Arc::new(clock), true)
+    }
+
+    /// A registry whose discovery runs only on demand (first login or key
+    /// fetch), never in the background.
+    #[cfg(test)]
+    pub(crate) fn on_demand(session_key: SessionKey, clock: impl Clock) -> Self {
+        Self::build(session_key, Arc::new(clock), false)
+    }
+
+    fn build(session_key: SessionKey, clock: Arc<dyn Clock>, background: bool) -> Self {
         Self {
             inner: Arc::new(RegistryInner {
                 session_key,
-                clock: Arc::new(clock),
+                clock,
                 issuers: Mutex::new(HashMap::new()),
                 login_lifetime: DEFAULT_LOGIN_LIFETIME,
+                background,
             }),
         }
     }
@@ -196,7 +211,9 @@ impl OidcRegistry {
             JwksCacheConfig::default(),
         );
         let cache = Arc::new(IssuerCache { discovery, keys });
-        cache.spawn_refresher();
+        if self.inner.background {
+            cache.spawn_refresher();
+        }
         issuers.insert(key, cache.clone());
         Ok(cache)
     }
@@ -385,6 +402,13 @@ impl OidcClient {
     /// without contacting the IdP).
     pub fn is_ready(&self) -> bool {
         self.status().ready
+    }
+
+    /// Resolves once the issuer's discovery document is cached (by the
+    /// background refresher or a request). For a server that prefers to
+    /// wait for its IdP at start; wrap it in a timeout.
+    pub async fn wait_ready(&self) {
+        self.inner.issuer.discovery.wait_ready().await;
     }
 
     /// The issuer's endpoints: cached, or fetched now if discovery has not

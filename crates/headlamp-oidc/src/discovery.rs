@@ -15,6 +15,7 @@
 //! exponential backoff (1 s doubling to 5 min), and re-fetches hourly once
 //! it has one. Readiness (`/readyz`) reports whether a document is cached.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -87,6 +88,23 @@ pub struct DiscoveryStatus {
     pub last_success: Option<UnixTime>,
     /// The most recent failure, if the most recent attempt failed.
     pub last_error: Option<String>,
+    /// Discovery document fetches attempted (for `/metrics`).
+    pub discovery_fetches: u64,
+    /// Discovery fetches that failed.
+    pub discovery_failures: u64,
+    /// JWKS fetches attempted.
+    pub jwks_fetches: u64,
+    /// JWKS fetches that failed.
+    pub jwks_failures: u64,
+}
+
+/// Fetch counters of one issuer.
+#[derive(Default)]
+pub(crate) struct FetchCounters {
+    pub(crate) discovery: AtomicU64,
+    pub(crate) discovery_failures: AtomicU64,
+    pub(crate) jwks: AtomicU64,
+    pub(crate) jwks_failures: AtomicU64,
 }
 
 /// The discovery cache of one issuer (shared by every client of it).
@@ -98,6 +116,9 @@ pub(crate) struct Discovery {
     http: IdpHttpClient,
     clock: Arc<dyn Clock>,
     state: RwLock<DiscoveryState>,
+    pub(crate) counters: FetchCounters,
+    /// Flips to true on the first successful fetch.
+    ready: tokio::sync::watch::Sender<bool>,
 }
 
 #[derive(Default)]
@@ -126,6 +147,8 @@ impl Discovery {
             http,
             clock,
             state: RwLock::new(DiscoveryState::default()),
+            counters: FetchCounters::default(),
+            ready: tokio::sync::watch::Sender::new(false),
         }
     }
 
@@ -178,6 +201,14 @@ impl Discovery {
             })
     }
 
+    /// Resolves once a discovery document is cached.
+    pub(crate) async fn wait_ready(&self) {
+        let mut ready = self.ready.subscribe();
+        // The sender lives as long as `self`, so this cannot fail while we
+        // are borrowed.
+        let _ = ready.wait_for(|ready| *ready).await;
+    }
+
     pub(crate) fn status(&self) -> DiscoveryStatus {
         let state = self.state.read().unwrap_or_else(|p| p.into_inner());
         DiscoveryStatus {
@@ -185,6 +216,10 @@ impl Discovery {
             ready: state.current.is_some(),
             last_success: state.current.as_ref().map(|c| c.fetched_at),
             last_error: state.last_error.clone(),
+            discovery_fetches: self.counters.discovery.load(Ordering::Relaxed),
+            discovery_failures: self.counters.discovery_failures.load(Ordering::Relaxed),
+            jwks_fetches: self.counters.jwks.load(Ordering::Relaxed),
+            jwks_failures: self.counters.jwks_failures.load(Ordering::Relaxed),
         }
     }
 
@@ -192,13 +227,20 @@ impl Discovery {
     /// previously cached document (an IdP restart must not log everyone out).
     pub(crate) async fn refresh(&self) -> Result<Arc<ProviderEndpoints>, OidcError> {
         let started = self.clock.now();
+        self.counters.discovery.fetch_add(1, Ordering::Relaxed);
         let result = self.fetch().await.map(Arc::new);
+        if result.is_err() {
+            self.counters
+                .discovery_failures
+                .fetch_add(1, Ordering::Relaxed);
+        }
         let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
         state.last_attempt = Some(started);
         match &result {
             Ok(endpoints) => {
                 state.current = Some(endpoints.clone());
                 state.last_error = None;
+                self.ready.send_replace(true);
             }
             Err(e) => state.last_error = Some(e.to_string()),
         }

@@ -1,6 +1,7 @@
 //! The IdP's `jwks_uri`, fetched over HTTP, as a headlamp-jwt [`KeySource`].
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use headlamp_jwt::{FetchedKeySet, KeySource, KeySourceError};
 
@@ -29,6 +30,18 @@ impl IdpKeySource {
 
 impl KeySource for IdpKeySource {
     async fn fetch_keys(&self) -> Result<FetchedKeySet, KeySourceError> {
+        let counters = &self.discovery.counters;
+        counters.jwks.fetch_add(1, Ordering::Relaxed);
+        let result = self.fetch().await;
+        if result.is_err() {
+            counters.jwks_failures.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+}
+
+impl IdpKeySource {
+    async fn fetch(&self) -> Result<FetchedKeySet, KeySourceError> {
         let endpoints = self
             .discovery
             .endpoints()

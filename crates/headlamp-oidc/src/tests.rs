@@ -20,8 +20,10 @@ fn settings(idp: &FakeIdp) -> OidcProviderSettings {
         .with_client_secret(Secret::new(CLIENT_SECRET))
 }
 
+/// Discovery on demand only, so request counts are deterministic; the
+/// background refresher has its own test.
 fn registry(clock: &FakeClock) -> OidcRegistry {
-    OidcRegistry::new(
+    OidcRegistry::on_demand(
         SessionKey::from_material(&[42u8; 32]).unwrap(),
         clock.clone(),
     )
@@ -521,6 +523,10 @@ async fn cached_discovery_and_keys_survive_an_idp_outage() {
         .await
         .unwrap();
     assert_eq!(bed.idp.jwks_fetches(), fetches);
+    let status = bed.client.status();
+    assert_eq!(status.jwks_fetches as usize, fetches, "{status:?}");
+    assert_eq!(status.jwks_failures, 0);
+    assert!(status.discovery_fetches >= 1);
     let Bed { idp, client, .. } = bed;
     drop(idp);
     // Discovery is cached: a login can still be started.
@@ -802,4 +808,21 @@ async fn a_silent_idp_times_out_as_retryable() {
         "{err}"
     );
     drop(silent);
+}
+
+#[tokio::test]
+async fn background_discovery_fills_the_cache_without_a_request() {
+    let clock = FakeClock::at(NOW);
+    let idp = FakeIdp::start(clock.clone()).await;
+    let reg = OidcRegistry::new(SessionKey::from_material(&[42u8; 32]).unwrap(), clock);
+    let client = reg.client(settings(&idp)).unwrap();
+    // No request was made; the refresher's first attempt is immediate.
+    tokio::time::timeout(Duration::from_secs(10), client.wait_ready())
+        .await
+        .expect("background discovery succeeds");
+    assert!(client.is_ready() && reg.is_ready());
+    assert!(idp.discovery_fetches() >= 1);
+    let status = client.status();
+    assert_eq!(status.discovery_failures, 0);
+    assert!(status.last_success.is_some() && status.last_error.is_none());
 }
