@@ -30,6 +30,7 @@ use headlamp_test_util::apiserver::{
 };
 use headlamp_test_util::idp::{TestIdp, TestIdpOptions, TestUser};
 use headlamp_test_util::kubeconfig::KubeUser;
+use headlamp_test_util::tls::TestPki;
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt as _, Full};
 use hyper_util::client::legacy::Client;
@@ -73,8 +74,27 @@ fn rsa_key() -> EncodingKey {
 
 impl TestIssuer {
     async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// An issuer served over HTTPS with a certificate from `pki`.
+    async fn start_tls(pki: &TestPki) -> Self {
+        let cert = pki.issue_server_cert("issuer", &["127.0.0.1"]).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert_der()], cert.key_der())
+        .unwrap();
+        Self::start_with(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await
+    }
+
+    async fn start_with(tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{}", listener.local_addr().unwrap());
         let key = rsa_key();
         let mut jwk =
             jsonwebtoken::jwk::Jwk::from_encoding_key(&key, jsonwebtoken::Algorithm::RS256)
@@ -96,7 +116,7 @@ impl TestIssuer {
                 let Ok((tcp, _)) = listener.accept().await else {
                     continue;
                 };
-                let (discovery, jwks) = (discovery.clone(), jwks.clone());
+                let (discovery, jwks, tls) = (discovery.clone(), jwks.clone(), tls.clone());
                 tokio::spawn(async move {
                     let service =
                         hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
@@ -115,9 +135,19 @@ impl TestIssuer {
                                 Ok::<_, std::convert::Infallible>(r)
                             }
                         });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
-                        .await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    match tls {
+                        Some(acceptor) => {
+                            if let Ok(stream) = acceptor.accept(tcp).await {
+                                let io = hyper_util::rt::TokioIo::new(stream);
+                                let _ = http.serve_connection(io, service).await;
+                            }
+                        }
+                        None => {
+                            let io = hyper_util::rt::TokioIo::new(tcp);
+                            let _ = http.serve_connection(io, service).await;
+                        }
+                    }
                 });
             }
         });
@@ -292,6 +322,60 @@ async fn oidc_tokens_are_verified_like_kube_apiserver() {
     assert_eq!((status, body), (StatusCode::UNAUTHORIZED, unauthorized()));
     let (status, _, body) = api.send(Method::GET, "/readyz", &[], None).await.unwrap();
     assert_eq!((status, &body[..]), (StatusCode::OK, &b"ok"[..]));
+}
+
+/// `--oidc-ca-file`: an https issuer is trusted through the given CA only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_issuer_needs_its_ca() {
+    let idp_pki = TestPki::generate().unwrap();
+    let issuer = TestIssuer::start_tls(&idp_pki).await;
+    let token = issuer.sign(&issuer.claims("alice", &["dev"]));
+    let reason_for = |server: &TestApiServer| {
+        server.requests()[0]
+            .authentication_error
+            .clone()
+            .unwrap_or_default()
+    };
+
+    let mut trusting = issuer.oidc_options();
+    trusting.ca_pem = Some(idp_pki.ca_pem().to_owned());
+    let server = TestApiServer::start(ApiServerOptions::with_oidc(trusting))
+        .await
+        .unwrap();
+    let (status, review) = ApiClient::new(&server, None)
+        .whoami(Some(&token), &[])
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{review}");
+
+    // Another CA: the TLS handshake with the issuer fails, so the token is refused.
+    let mut other_ca = issuer.oidc_options();
+    other_ca.ca_pem = Some(TestPki::generate().unwrap().ca_pem().to_owned());
+    let server = TestApiServer::start(ApiServerOptions::with_oidc(other_ca))
+        .await
+        .unwrap();
+    let (status, _) = ApiClient::new(&server, None)
+        .whoami(Some(&token), &[])
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        reason_for(&server).contains("TLS"),
+        "{}",
+        reason_for(&server)
+    );
+
+    // No CA at all: refused, saying what is missing.
+    let server = TestApiServer::start(ApiServerOptions::with_oidc(issuer.oidc_options()))
+        .await
+        .unwrap();
+    let (status, _) = ApiClient::new(&server, None)
+        .whoami(Some(&token), &[])
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        reason_for(&server).contains("ca_pem"),
+        "{}",
+        reason_for(&server)
+    );
 }
 
 /// Tokens from the real IdP (npm `oidc-provider`, logged in through its
