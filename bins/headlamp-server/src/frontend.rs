@@ -188,7 +188,11 @@ mod tests {
     use http_body_util::BodyExt;
 
     async fn call(app: &Arc<App>, method: Method, uri: &str) -> (StatusCode, HeaderMap, String) {
-        let request = Request::builder().method(method).uri(uri).body(()).unwrap();
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap();
         let response = route(Arc::clone(app), request).await;
         let (parts, body) = response.into_parts();
         let body = body.collect().await.unwrap().to_bytes();
@@ -202,7 +206,7 @@ mod tests {
     #[tokio::test]
     async fn the_route_table_falls_back_to_the_built_in_page_under_the_base_url() {
         let config = Config::from_args(["-base-url=/headlamp"], &Environment::default()).unwrap();
-        let app = Arc::new(App::new(Arc::new(config)).unwrap());
+        let app = Arc::new(App::build(Arc::new(config)).await.unwrap());
         for path in ["/headlamp", "/headlamp/", "/headlamp/auth?cluster=main"] {
             let (status, headers, body) = call(&app, Method::GET, path).await;
             assert_eq!(status, StatusCode::OK, "{path}");

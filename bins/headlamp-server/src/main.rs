@@ -6,12 +6,17 @@
 //! Routes are added in `routes.rs`; nothing else lives here.
 #![forbid(unsafe_code)]
 
+mod cookies;
 mod frontend;
 mod logging;
+mod login;
+mod metrics;
 mod respond;
 mod routes;
 mod server;
+mod session;
 mod shutdown;
+mod state;
 mod tls;
 
 use std::process::ExitCode;

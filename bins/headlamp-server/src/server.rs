@@ -25,8 +25,9 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{Instrument, debug, info, warn};
 
 use crate::respond::Body;
-use crate::routes::{self, App};
+use crate::routes::{self, App, ConnectionInfo};
 use crate::{shutdown, tls};
+use headlamp_proxy::ClientAddr;
 
 /// A client must finish sending request headers within this time, so idle
 /// half-open connections (slowloris) cannot pile up.
@@ -64,6 +65,26 @@ pub(crate) enum ServerError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A kubeconfig file could not be read or parsed.
+    #[error("cannot load the clusters: {reason}")]
+    Clusters {
+        /// What failed (file and parser message).
+        reason: String,
+    },
+    /// The session key could not be used.
+    #[error("cannot use the session key: {reason}")]
+    SessionKey {
+        /// Why.
+        reason: String,
+    },
+    /// `-oidc-callback-url` is not an absolute URL.
+    #[error("-oidc-callback-url {url:?} is not an absolute URL: {reason}")]
+    CallbackUrl {
+        /// The configured value.
+        url: String,
+        /// The parser's reason.
+        reason: String,
+    },
     /// `-html-static-dir` cannot be served (no readable `index.html`).
     #[error("cannot serve -html-static-dir {path}: {reason}")]
     StaticDir {
@@ -91,7 +112,7 @@ pub(crate) async fn run(config: Arc<Config>) -> Result<(), ServerError> {
     );
     log_summary(&config);
 
-    let app = Arc::new(App::new(config)?);
+    let app = Arc::new(App::build(config).await?);
     let handler = move |request: Request<Incoming>| routes::route(Arc::clone(&app), request);
     serve(
         listener,
@@ -198,6 +219,7 @@ pub(crate) async fn serve<H, F>(
                 Ok((stream, peer)) => {
                     let connection = Connection {
                         peer,
+                        tls: tls.is_some(),
                         builder: builder.clone(),
                         watcher: graceful.watcher(),
                         request_ids: Arc::clone(&request_ids),
@@ -241,6 +263,8 @@ pub(crate) async fn serve<H, F>(
 /// One accepted connection and what it needs to be served.
 struct Connection {
     peer: SocketAddr,
+    /// Served over TLS (`Secure` cookies, `https` callback URL).
+    tls: bool,
     builder: auto::Builder<TokioExecutor>,
     watcher: Watcher,
     request_ids: Arc<AtomicU64>,
@@ -266,16 +290,25 @@ impl Connection {
         F: Future<Output = Response<Body>> + Send + 'static,
     {
         let peer = self.peer;
+        let tls = self.tls;
         let request_ids = self.request_ids;
-        let service = service_fn(move |request: Request<Incoming>| {
+        let service = service_fn(move |mut request: Request<Incoming>| {
             let id = request_ids.fetch_add(1, Ordering::Relaxed);
             // The path only: a query may hold an OAuth code or state.
+            // `cluster` and `user` are recorded by the handlers once known
+            // (never a token).
             let span = tracing::info_span!(
                 "request",
                 id,
                 method = %request.method(),
                 path = %request.uri().path(),
+                cluster = tracing::field::Empty,
+                user = tracing::field::Empty,
             );
+            // The proxy appends the peer to X-Forwarded-For; handlers need
+            // to know whether the browser came over TLS.
+            request.extensions_mut().insert(ClientAddr(peer));
+            request.extensions_mut().insert(ConnectionInfo { tls });
             let response = handler(request);
             async move {
                 let started = Instant::now();

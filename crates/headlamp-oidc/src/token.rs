@@ -71,41 +71,47 @@ pub(crate) async fn token_request(
     grant: Grant,
     params: &[(&str, &str)],
 ) -> Result<RawTokenResponse, OidcError> {
-    let mut form = url::form_urlencoded::Serializer::new(String::new());
-    form.append_pair(
-        "grant_type",
-        match grant {
-            Grant::AuthorizationCode => "authorization_code",
-            Grant::RefreshToken => "refresh_token",
-        },
-    );
-    for (k, v) in params {
-        form.append_pair(k, v);
-    }
-    let mut request = http::Request::post(endpoints.token_endpoint.as_str())
-        .header(
-            http::header::CONTENT_TYPE,
-            "application/x-www-form-urlencoded",
-        )
-        .header(http::header::ACCEPT, "application/json");
-    match (client.client_secret, endpoints.token_auth) {
-        (Some(secret), TokenEndpointAuth::ClientSecretBasic) => {
-            // RFC 6749 section 2.3.1: id and secret are form-urlencoded
-            // before being joined and base64-encoded.
-            let user = form_encode(client.client_id);
-            let pass = form_encode(secret.expose());
-            let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
-            request = request.header(http::header::AUTHORIZATION, format!("Basic {basic}"));
+    // In a block: the serializer holds a non-Sync encoding hook and must
+    // not live across the await below, or callers' futures are not Send.
+    let (request, body) = {
+        let mut form = url::form_urlencoded::Serializer::new(String::new());
+        form.append_pair(
+            "grant_type",
+            match grant {
+                Grant::AuthorizationCode => "authorization_code",
+                Grant::RefreshToken => "refresh_token",
+            },
+        );
+        for (k, v) in params {
+            form.append_pair(k, v);
         }
-        (Some(secret), TokenEndpointAuth::ClientSecretPost) => {
-            form.append_pair("client_id", client.client_id);
-            form.append_pair("client_secret", secret.expose());
+        let mut request = http::Request::post(endpoints.token_endpoint.as_str())
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .header(http::header::ACCEPT, "application/json");
+        match (client.client_secret, endpoints.token_auth) {
+            (Some(secret), TokenEndpointAuth::ClientSecretBasic) => {
+                // RFC 6749 section 2.3.1: id and secret are form-urlencoded
+                // before being joined and base64-encoded.
+                let user = form_encode(client.client_id);
+                let pass = form_encode(secret.expose());
+                let basic =
+                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+                request = request.header(http::header::AUTHORIZATION, format!("Basic {basic}"));
+            }
+            (Some(secret), TokenEndpointAuth::ClientSecretPost) => {
+                form.append_pair("client_id", client.client_id);
+                form.append_pair("client_secret", secret.expose());
+            }
+            // A public client identifies itself in the body (RFC 6749 section 4.1.3).
+            (None, _) => {
+                form.append_pair("client_id", client.client_id);
+            }
         }
-        // A public client identifies itself in the body (RFC 6749 section 4.1.3).
-        (None, _) => {
-            form.append_pair("client_id", client.client_id);
-        }
-    }
+        (request, form.finish().into_bytes())
+    };
     let url = redacted_url(
         &endpoints
             .token_endpoint
@@ -113,13 +119,12 @@ pub(crate) async fn token_request(
             .parse()
             .unwrap_or_default(),
     );
-    let request =
-        request
-            .body(form.finish().into_bytes())
-            .map_err(|e| OidcError::MalformedResponse {
-                url: url.clone(),
-                reason: format!("cannot build the token request: {e}"),
-            })?;
+    let request = request
+        .body(body)
+        .map_err(|e| OidcError::MalformedResponse {
+            url: url.clone(),
+            reason: format!("cannot build the token request: {e}"),
+        })?;
     let response = http.send(request).await?;
     parse_token_response(&url, grant, response.status(), response.body())
 }
