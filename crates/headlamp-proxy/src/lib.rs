@@ -19,6 +19,42 @@
 //! The proxy never parses a token: impersonate mode asks a
 //! [`headlamp_core::Authenticate`] implementation who the caller is.
 //!
+//! # Decisions worth knowing
+//!
+//! - **Passthrough never loads the cluster's own credentials.** A
+//!   kubeconfig client certificate presented beside the user's token would
+//!   win (kube-apiserver tries x509 before bearer tokens) and every user
+//!   would act as the certificate's owner. Without a user token the request
+//!   goes up anonymous and the API server answers 401, as Headlamp does.
+//! - **Impersonate mode needs static credentials**: a token, a token file
+//!   (re-read every minute, as client-go does) or a client certificate.
+//!   Exec plugins and auth-provider users are reported as the cluster's
+//!   error instead of being run.
+//! - **Everything the client sent as a credential is taken off** before the
+//!   proxy sets its own: `Authorization`, every `Impersonate-*`, our
+//!   cookies (`headlamp-auth*`, `headlamp-login*`, `headlamp-refresh*`),
+//!   the bearer WebSocket subprotocol.
+//! - **Upgrades use an HTTP/1.1-only client**; everything else may use
+//!   HTTP/2 by ALPN. Serve the proxy with hyper's upgrade support.
+//! - **`..` segments are refused** (400), so a server URL with a path prefix
+//!   (Rancher, a gateway) cannot be escaped.
+//! - kubectl (client-go) only sends `--token` over TLS, so put the proxy
+//!   behind TLS for kubectl.
+//!
+//! # Mounting
+//!
+//! Serve [`KubeProxy`] (a `tower::Service`, or call [`KubeProxy::handle`])
+//! at `[base]/clusters/{name}/...` with [`KubeProxyBuilder::base_path`] set
+//! to `[base]`. Per request, the embedder may insert:
+//! - [`ClientAddr`]: the peer address, appended to `X-Forwarded-For`;
+//! - [`ResolvedToken`]: a token it resolved itself (e.g. just refreshed),
+//!   which wins over the cookie, `Authorization` and the subprotocol.
+//!
+//! Responses the proxy produced itself carry a [`ProxyFailure`] extension
+//! with a metric label. [`KubeProxy::clusters`] lists every cluster with its
+//! server, source, kubeconfig `auth-provider` and load error, for `/config`.
+//! [`token_cookie_base`] gives the cookie name the server must set.
+//!
 //! ```no_run
 //! # async fn run() -> Result<(), headlamp_proxy::ProxyError> {
 //! use headlamp_proxy::{ClusterSources, KubeProxy, KubeconfigFiles, ProxyMode};

@@ -172,58 +172,66 @@ fn remove_prefixed(headers: &mut HeaderMap, prefix: &str) {
     }
 }
 
-fn is_ours(cookie_name: &str) -> bool {
-    OUR_COOKIE_PREFIXES
-        .iter()
-        .any(|p| cookie_name.len() >= p.len() && cookie_name[..p.len()].eq_ignore_ascii_case(p))
+fn is_ours(cookie_name: &[u8]) -> bool {
+    OUR_COOKIE_PREFIXES.iter().any(|p| {
+        cookie_name.len() >= p.len() && cookie_name[..p.len()].eq_ignore_ascii_case(p.as_bytes())
+    })
 }
 
 /// Takes our cookies out of `Cookie` (keeping the others, in order, in one
 /// header as RFC 9113 section 8.2.3 asks when HTTP/2 split them) and returns
 /// the cluster's token: the chunks `<prefix>0`, `<prefix>1`, ... joined up
 /// to the first gap, as Headlamp reads them.
+///
+/// Works on bytes, so a cookie value with non-ASCII bytes in the same
+/// header cannot smuggle one of ours through unparsed.
 fn take_our_cookies(headers: &mut HeaderMap, cookie_prefix: Option<&str>) -> Option<BearerToken> {
-    if !headers.contains_key(header::COOKIE) {
+    // Fast path: no cookie of ours, nothing to rewrite (no allocation).
+    let any_ours = headers.get_all(header::COOKIE).iter().any(|v| {
+        v.as_bytes()
+            .windows(b"headlamp-".len())
+            .any(|w| w.eq_ignore_ascii_case(b"headlamp-"))
+    });
+    if !any_ours {
         return None;
     }
-    let mut kept = String::new();
+    let mut kept: Vec<u8> = Vec::new();
     let mut chunks: Vec<(usize, &str)> = Vec::new();
     let values: Vec<HeaderValue> = headers.get_all(header::COOKIE).iter().cloned().collect();
     for value in &values {
-        let Ok(text) = value.to_str() else {
-            // Not visible ASCII: not ours, not parseable; pass it on untouched.
-            continue;
-        };
-        for pair in text.split(';').map(str::trim).filter(|p| !p.is_empty()) {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let name = name.trim();
+        for pair in value
+            .as_bytes()
+            .split(|b| *b == b';')
+            .map(<[u8]>::trim_ascii)
+        {
+            if pair.is_empty() {
+                continue;
+            }
+            let (name, cookie_value) = match pair.iter().position(|b| *b == b'=') {
+                Some(i) => (pair[..i].trim_ascii(), pair[i + 1..].trim_ascii()),
+                None => (pair, &b""[..]),
+            };
             if is_ours(name) {
-                if let Some(index) = cookie_prefix
-                    .and_then(|p| name.strip_prefix(p))
-                    .and_then(|i| i.parse::<usize>().ok())
-                {
-                    chunks.push((index, value.trim().trim_matches('"')));
+                let index = cookie_prefix
+                    .and_then(|p| name.strip_prefix(p.as_bytes()))
+                    .and_then(|i| std::str::from_utf8(i).ok())
+                    .and_then(|i| i.parse::<usize>().ok());
+                let text = std::str::from_utf8(cookie_value).ok();
+                if let (Some(index), Some(text)) = (index, text) {
+                    chunks.push((index, text.trim_matches('"')));
                 }
                 continue;
             }
             if !kept.is_empty() {
-                kept.push_str("; ");
+                kept.extend_from_slice(b"; ");
             }
-            kept.push_str(pair);
+            kept.extend_from_slice(pair);
         }
     }
-    let unparseable: Vec<HeaderValue> = values
-        .iter()
-        .filter(|v| v.to_str().is_err())
-        .cloned()
-        .collect();
     headers.remove(header::COOKIE);
     if !kept.is_empty()
-        && let Ok(value) = HeaderValue::try_from(kept)
+        && let Ok(value) = HeaderValue::from_bytes(&kept)
     {
-        headers.append(header::COOKIE, value);
-    }
-    for value in unparseable {
         headers.append(header::COOKIE, value);
     }
     join_chunks(chunks)
@@ -418,6 +426,21 @@ mod tests {
             "another cluster's cookie is not this cluster's token"
         );
         assert!(!only_ours.contains_key("cookie"));
+    }
+
+    #[test]
+    fn a_non_ascii_cookie_cannot_smuggle_ours_through() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "cookie",
+            HeaderValue::from_bytes(
+                b"name=caf\xc3\xa9; headlamp-refresh-x=sealed; headlamp-auth-x.0=t",
+            )
+            .unwrap(),
+        );
+        let creds = sanitize_request(&mut h, Some("headlamp-auth-x."));
+        assert_eq!(creds.cookie.unwrap().expose(), "t");
+        assert_eq!(h["cookie"].as_bytes(), b"name=caf\xc3\xa9");
     }
 
     #[test]
