@@ -31,7 +31,8 @@
 //!   Exec plugins and auth-provider users are reported as the cluster's
 //!   error instead of being run.
 //! - **Everything the client sent as a credential is taken off** before the
-//!   proxy sets its own: `Authorization`, every `Impersonate-*`, our
+//!   proxy sets its own: `Authorization`, every `Impersonate-*` (and the
+//!   front-proxy `X-Remote-*` identity headers), our
 //!   cookies (`headlamp-auth*`, `headlamp-login*`, `headlamp-refresh*`),
 //!   the bearer WebSocket subprotocol.
 //! - **Upgrades use an HTTP/1.1-only client**; everything else may use

@@ -155,8 +155,17 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
 /// Every client `Impersonate-*` header: only the proxy may ask the API
 /// server to impersonate, and only for a verified identity. (Header names
 /// are lower-case in `http`, so this is case-insensitive.)
+///
+/// Also the conventional front-proxy identity headers `X-Remote-User`,
+/// `X-Remote-Group`, `X-Remote-Uid`, `X-Remote-Extra-*`: kube-apiserver
+/// trusts them from a client certificate signed by its
+/// `--requestheader-client-ca-file`
+/// (<https://kubernetes.io/docs/tasks/extend-kubernetes/configure-aggregation-layer/#authentication-flow>);
+/// should a cluster's impersonate-mode certificate ever be such a
+/// certificate, a client's own `X-Remote-User` must not ride along.
 fn strip_impersonation(headers: &mut HeaderMap) {
     remove_prefixed(headers, "impersonate-");
+    remove_prefixed(headers, "x-remote-");
 }
 
 fn remove_prefixed(headers: &mut HeaderMap, prefix: &str) {
@@ -389,6 +398,9 @@ mod tests {
             ("Impersonate-Extra-Scopes", "all"),
             ("authorization", "Bearer abc"),
             ("x-impersonate-user", "kept: not an impersonation header"),
+            ("X-Remote-User", "admin"),
+            ("x-remote-group", "system:masters"),
+            ("X-Remote-Extra-Scopes", "all"),
         ]);
         let creds = sanitize_request(&mut h, None);
         assert_eq!(names(&h), ["x-impersonate-user"]);
