@@ -802,6 +802,34 @@ async fn websocket_watch_and_exec_speak_the_kubernetes_subprotocols() {
         json!({"reason": "ExitCode", "message": "1"})
     );
 
+    // Logs over a WebSocket: base64.binary.k8s.io means base64 text frames.
+    let (mut ws, response) = tokio_tungstenite::connect_async(ws_request(
+        "/api/v1/namespaces/default/pods/echo/log?tailLines=2&follow=true&timeoutSeconds=5",
+        "base64.binary.k8s.io",
+        false,
+        true,
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        response.headers()["sec-websocket-protocol"],
+        "base64.binary.k8s.io"
+    );
+    let mut text = String::new();
+    while text.lines().count() < 4 {
+        let Some(Ok(Message::Text(frame))) = ws.next().await else {
+            panic!("log stream ended: {text:?}")
+        };
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(frame.as_bytes())
+            .unwrap();
+        text.push_str(std::str::from_utf8(&bytes).unwrap());
+    }
+    assert_eq!(
+        text,
+        "echo/echo log line 9\necho/echo log line 10\necho/echo log line 11\necho/echo log line 12\n"
+    );
+
     // Exec errors before the upgrade are Status JSON.
     let api_status = tokio_tungstenite::connect_async(ws_request(
         "/api/v1/namespaces/default/pods/web-0/exec?command=cat&stdin=1",
@@ -1122,6 +1150,39 @@ async fn kubectl_gets_whoamis_watches_and_execs() {
         exec.header("sec-websocket-protocol"),
         Some("v5.channel.k8s.io")
     );
+    // logs: plain-text streams, tailLines, the default container.
+    assert_eq!(
+        kubectl.ok(&["logs", "--tail=2", "echo"], None).await,
+        "echo/echo log line 9\necho/echo log line 10\n"
+    );
+    let web = kubectl.ok(&["logs", "web-0"], None).await;
+    assert_eq!(web.lines().count(), 10);
+    assert!(web.starts_with("web-0/nginx log line 1\n"), "{web}");
+    // logs -f: lines written after the request arrive while it is open.
+    let mut child = kubectl
+        .command(&["logs", "-f", "--tail=1", "-c", "log-shipper", "web-0"])
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut followed = Vec::new();
+    while followed.len() < 3 {
+        let line = tokio::time::timeout(Duration::from_secs(30), out.next_line())
+            .await
+            .expect("kubectl logs -f printed nothing new within 30 s")
+            .unwrap()
+            .expect("kubectl logs -f ended early");
+        followed.push(line);
+    }
+    child.kill().await.unwrap();
+    assert_eq!(
+        followed,
+        [
+            "web-0/log-shipper log line 10",
+            "web-0/log-shipper log line 11",
+            "web-0/log-shipper log line 12"
+        ]
+    );
+
     // The default container of a two-container pod, and a failing command.
     assert_eq!(
         kubectl

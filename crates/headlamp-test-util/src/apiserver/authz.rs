@@ -175,7 +175,7 @@ impl Policy {
     ///   get/list/watch on namespaces;
     /// - anonymous requests: health endpoints and `/version`
     ///   (`system:public-info-viewer`);
-    /// - group `dev`: get/list/watch pods and `pods/exec`;
+    /// - group `dev`: get/list/watch pods, read `pods/log`, and `pods/exec`;
     /// - the service account `system:serviceaccount:headlamp:headlamp`:
     ///   impersonate users, groups, service accounts, uids and extras, and
     ///   get/list/watch/create everything (Headlamp's Helm chart binds its
@@ -229,7 +229,7 @@ impl Policy {
                 Subject::group("dev"),
                 &["get", "list", "watch"],
                 "",
-                &["pods"],
+                &["pods", "pods/log"],
             ))
             .allow(PolicyRule::resources(
                 Subject::group("dev"),

@@ -24,6 +24,7 @@ use http::{Response, StatusCode};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
+use super::objects;
 use super::request_info::{parse_bool, query_get};
 use super::server::{Body, State, empty};
 use super::status::KubeStatus;
@@ -91,27 +92,8 @@ pub(crate) fn serve(
     request: http::Request<hyper::body::Incoming>,
     ws_protocols: &[String],
 ) -> Response<Body> {
-    let pod_name = pod["metadata"]["name"].as_str().unwrap_or_default();
-    let containers: Vec<&str> = pod["spec"]["containers"]
-        .as_array()
-        .map(|cs| cs.iter().filter_map(|c| c["name"].as_str()).collect())
-        .unwrap_or_default();
-    match query_get(query, "container") {
-        Some(c) if !containers.contains(&c) => {
-            return KubeStatus::bad_request(format!(
-                "container {c} is not valid for pod {pod_name}"
-            ))
-            .into_response();
-        }
-        Some(_) => {}
-        None if containers.len() == 1 => {}
-        None => {
-            return KubeStatus::bad_request(format!(
-                "a container name must be specified for pod {pod_name}, choose one of: [{}]",
-                containers.join(" ")
-            ))
-            .into_response();
-        }
+    if let Err(message) = objects::select_container(pod, query_get(query, "container")) {
+        return KubeStatus::bad_request(message).into_response();
     }
     let flag = |name: &str| query_get(query, name).is_some_and(parse_bool);
     let options = ExecOptions {

@@ -40,6 +40,7 @@ mod exec;
 mod fetch;
 mod impersonation;
 mod log;
+mod logs;
 mod objects;
 mod oidc;
 mod protobuf;

@@ -550,6 +550,7 @@ pub(crate) fn api_resource_list(group_version: &str) -> Option<Value> {
                 pods
             },
             resource("pods/exec", true, "PodExecOptions", &["create", "get"], &[]),
+            resource("pods/log", true, "Pod", &["get"], &[]),
         ],
         "authentication.k8s.io/v1" => vec![resource(
             "selfsubjectreviews",
@@ -582,6 +583,26 @@ pub(crate) fn api_resource_list(group_version: &str) -> Option<Value> {
         "groupVersion": group_version,
         "resources": resources,
     }))
+}
+
+/// The container a `pods/exec` or `pods/log` request addresses: the
+/// `container` parameter, or the only container; kube-apiserver refuses a
+/// missing name on a multi-container pod and an unknown one with these 400s.
+pub(crate) fn select_container(pod: &Value, requested: Option<&str>) -> Result<String, String> {
+    let pod_name = pod["metadata"]["name"].as_str().unwrap_or_default();
+    let containers: Vec<&str> = pod["spec"]["containers"]
+        .as_array()
+        .map(|cs| cs.iter().filter_map(|c| c["name"].as_str()).collect())
+        .unwrap_or_default();
+    match requested {
+        Some(c) if containers.contains(&c) => Ok(c.to_owned()),
+        Some(c) => Err(format!("container {c} is not valid for pod {pod_name}")),
+        None if containers.len() == 1 => Ok(containers[0].to_owned()),
+        None => Err(format!(
+            "a container name must be specified for pod {pod_name}, choose one of: [{}]",
+            containers.join(" ")
+        )),
+    }
 }
 
 /// The media type of aggregated discovery (KEP-3352, GA in 1.30), which

@@ -31,7 +31,7 @@ use super::request_info::{self, RequestInfo, query_get};
 use super::status::KubeStatus;
 use super::user::{ALL_UNAUTHENTICATED, ANONYMOUS, UserInfo};
 use super::watch::{self, WatchRequest, WatchSettings};
-use super::{exec, websocket};
+use super::{exec, logs, websocket};
 
 pub(crate) type Body = UnsyncBoxBody<Bytes, Infallible>;
 
@@ -446,6 +446,13 @@ async fn resource(
         ("", "v1", "pods", "") => {
             objects_endpoint(state, Kind::Pod, info, query, &accept, req, ws_protocols)
         }
+        ("", "v1", "pods", "log") => match info.verb.as_str() {
+            "get" => match state.fixtures.get(Kind::Pod, &info.namespace, &info.name) {
+                Some(pod) => logs::serve(state, &pod, query, req, ws_protocols),
+                None => KubeStatus::not_found("", "pods", &info.name).into_response(),
+            },
+            _ => KubeStatus::method_not_allowed().into_response(),
+        },
         ("", "v1", "pods", "exec") => match info.verb.as_str() {
             "get" | "create" => match state.fixtures.get(Kind::Pod, &info.namespace, &info.name) {
                 Some(pod) => exec::serve(state, &pod, query, req, ws_protocols),
