@@ -22,6 +22,14 @@ pub const RESERVED_PREFIX: &str = "system:";
 /// checks of its own.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Identity {
+    // Shared: an identity is cloned out of the verified-token cache on every
+    // request, and a token with hundreds of groups would otherwise cost
+    // hundreds of string allocations per clone.
+    inner: std::sync::Arc<IdentityFields>,
+}
+
+#[derive(PartialEq, Eq)]
+struct IdentityFields {
     username: String,
     uid: Option<String>,
     groups: Vec<String>,
@@ -164,41 +172,43 @@ impl Identity {
             }
         }
         Ok(Self {
-            username,
-            uid,
-            groups,
-            extra,
+            inner: std::sync::Arc::new(IdentityFields {
+                username,
+                uid,
+                groups,
+                extra,
+            }),
         })
     }
 
     /// The Kubernetes username (`Impersonate-User`).
     pub fn username(&self) -> &str {
-        &self.username
+        &self.inner.username
     }
 
     /// The stable user id (`Impersonate-Uid`), when configured.
     pub fn uid(&self) -> Option<&str> {
-        self.uid.as_deref()
+        self.inner.uid.as_deref()
     }
 
     /// The groups (one `Impersonate-Group` header each).
     pub fn groups(&self) -> &[String] {
-        &self.groups
+        &self.inner.groups
     }
 
     /// Extra attributes (`Impersonate-Extra-<key>` headers).
     pub fn extra(&self) -> &BTreeMap<String, Vec<String>> {
-        &self.extra
+        &self.inner.extra
     }
 }
 
 impl fmt::Debug for Identity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Identity")
-            .field("username", &self.username)
-            .field("uid", &self.uid)
-            .field("groups", &self.groups)
-            .field("extra", &self.extra)
+            .field("username", &self.inner.username)
+            .field("uid", &self.inner.uid)
+            .field("groups", &self.inner.groups)
+            .field("extra", &self.inner.extra)
             .finish()
     }
 }
