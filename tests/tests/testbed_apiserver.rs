@@ -1183,6 +1183,10 @@ async fn kubectl_gets_whoamis_watches_and_execs() {
         ]
     );
 
+    // attach -i: the container's main process echoes stdin.
+    let attached = kubectl.ok(&["attach", "-i", "echo"], Some(b"ping\n")).await;
+    assert!(attached.contains("ping\n"), "{attached}");
+
     // The default container of a two-container pod, and a failing command.
     assert_eq!(
         kubectl

@@ -175,7 +175,8 @@ impl Policy {
     ///   get/list/watch on namespaces;
     /// - anonymous requests: health endpoints and `/version`
     ///   (`system:public-info-viewer`);
-    /// - group `dev`: get/list/watch pods, read `pods/log`, and `pods/exec`;
+    /// - group `dev`: get/list/watch pods, read `pods/log`, `pods/exec` and
+    ///   `pods/attach`;
     /// - the service account `system:serviceaccount:headlamp:headlamp`:
     ///   impersonate users, groups, service accounts, uids and extras, and
     ///   get/list/watch/create everything (Headlamp's Helm chart binds its
@@ -235,7 +236,7 @@ impl Policy {
                 Subject::group("dev"),
                 &["get", "create"],
                 "",
-                &["pods/exec"],
+                &["pods/exec", "pods/attach"],
             ))
             .allow(PolicyRule::resources(
                 sa(),

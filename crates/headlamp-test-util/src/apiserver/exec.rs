@@ -85,8 +85,18 @@ enum ExitStatus {
     Failed(String),
 }
 
+/// What a remote-command request runs: `pods/exec` runs its `command`
+/// parameters; `pods/attach` attaches to the container's main process,
+/// which in this test cluster is a `cat` (stdin echoed to stdout).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Target {
+    Exec,
+    Attach,
+}
+
 pub(crate) fn serve(
     state: &Arc<State>,
+    target: Target,
     pod: &Value,
     query: &[(String, String)],
     request: http::Request<hyper::body::Incoming>,
@@ -97,11 +107,14 @@ pub(crate) fn serve(
     }
     let flag = |name: &str| query_get(query, name).is_some_and(parse_bool);
     let options = ExecOptions {
-        command: query
-            .iter()
-            .filter(|(k, _)| k == "command")
-            .map(|(_, v)| v.clone())
-            .collect(),
+        command: match target {
+            Target::Exec => query
+                .iter()
+                .filter(|(k, _)| k == "command")
+                .map(|(_, v)| v.clone())
+                .collect(),
+            Target::Attach => vec!["cat".to_owned()],
+        },
         stdin: flag("stdin"),
         stdout: flag("stdout"),
         stderr: flag("stderr"),

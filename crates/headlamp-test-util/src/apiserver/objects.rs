@@ -549,6 +549,13 @@ pub(crate) fn api_resource_list(group_version: &str) -> Option<Value> {
                 pods["categories"] = json!(["all"]);
                 pods
             },
+            resource(
+                "pods/attach",
+                true,
+                "PodAttachOptions",
+                &["create", "get"],
+                &[],
+            ),
             resource("pods/exec", true, "PodExecOptions", &["create", "get"], &[]),
             resource("pods/log", true, "Pod", &["get"], &[]),
         ],

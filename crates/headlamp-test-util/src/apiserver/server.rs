@@ -453,9 +453,16 @@ async fn resource(
             },
             _ => KubeStatus::method_not_allowed().into_response(),
         },
-        ("", "v1", "pods", "exec") => match info.verb.as_str() {
+        ("", "v1", "pods", sub @ ("exec" | "attach")) => match info.verb.as_str() {
             "get" | "create" => match state.fixtures.get(Kind::Pod, &info.namespace, &info.name) {
-                Some(pod) => exec::serve(state, &pod, query, req, ws_protocols),
+                Some(pod) => {
+                    let target = if sub == "exec" {
+                        exec::Target::Exec
+                    } else {
+                        exec::Target::Attach
+                    };
+                    exec::serve(state, target, &pod, query, req, ws_protocols)
+                }
                 None => KubeStatus::not_found("", "pods", &info.name).into_response(),
             },
             _ => KubeStatus::method_not_allowed().into_response(),
