@@ -715,6 +715,38 @@ async fn authenticator_caches_verified_tokens_until_exp() {
 }
 
 #[tokio::test]
+async fn cached_signature_on_other_claims_is_a_miss() {
+    let idp = idp();
+    let source = idp.key_source();
+    let auth = idp.authenticator(source, ClaimMapping::new());
+    let token = idp.token();
+    assert_eq!(
+        auth.authenticate_token(&token).await.unwrap().username(),
+        "alice"
+    );
+    // Same signature segment (same cache key), other header or claims.
+    let (header, rest) = token.split_once('.').unwrap();
+    let (_, signature) = rest.split_once('.').unwrap();
+    let admin = b64(idp
+        .claims_with(json!({"preferred_username": "admin"}))
+        .to_string());
+    for forged in [
+        format!("{header}.{admin}.{signature}"),
+        format!("{}.{rest}", b64(r#"{"alg":"RS256","kid":"rsa-2"}"#)),
+    ] {
+        assert_eq!(
+            auth.authenticate_token(&forged).await,
+            Err(JwtError::BadSignature)
+        );
+    }
+    // The real token is still served from the cache.
+    assert_eq!(
+        auth.authenticate_token(&token).await.unwrap().username(),
+        "alice"
+    );
+}
+
+#[tokio::test]
 async fn authenticator_cache_ttl_is_capped() {
     let idp = idp();
     let source = idp.key_source();
