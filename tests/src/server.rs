@@ -40,10 +40,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use headlamp_test_util::TestBedError;
-use headlamp_test_util::idp::HttpClient;
+use headlamp_test_util::idp::{CookieJar, HttpClient, HttpResponse, LoginSession, TestUser};
 use headlamp_test_util::process::ChildProcess;
-use http::{Request, StatusCode};
+use http::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};
+use http::{Method, Request, StatusCode};
 use http_body_util::Full;
+use url::Url;
 
 /// How long a server may take to answer `/healthz` after it was spawned.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -336,5 +338,129 @@ mod tests {
             callback_url_for(4466, ""),
             "http://127.0.0.1:4466/oidc-callback"
         );
+    }
+}
+
+/// A scripted browser for a [`ServerProcess`]: one cookie jar for the
+/// server and the IdP (a [`LoginSession`]), the Headlamp popup sign-in,
+/// and JSON requests that carry and store cookies like a browser.
+#[derive(Debug, Clone)]
+pub struct ScriptedBrowser {
+    session: LoginSession,
+    http: HttpClient,
+}
+
+impl ScriptedBrowser {
+    /// A browser with an empty cookie jar, speaking plain HTTP.
+    pub fn new() -> Result<Self, TestBedError> {
+        Ok(Self {
+            session: LoginSession::new()?,
+            http: HttpClient::new()?,
+        })
+    }
+
+    /// The cookie jar.
+    pub fn jar(&self) -> &CookieJar {
+        self.session.jar()
+    }
+
+    /// The cookie jar, to plant or drop a cookie.
+    pub fn jar_mut(&mut self) -> &mut CookieJar {
+        self.session.jar_mut()
+    }
+
+    /// Opens `[base]/oidc?cluster=NAME` on `server`, logs in at the IdP as
+    /// `user` and returns the callback URL the IdP sent the browser to (not
+    /// yet requested; [`ScriptedBrowser::get`] it, on any server).
+    pub async fn login_at_idp(
+        &mut self,
+        server: &ServerProcess,
+        cluster: &str,
+        user: TestUser,
+    ) -> Result<Url, TestBedError> {
+        let start = format!("{}?dt=1&cluster={cluster}", server.url("/oidc"));
+        self.session
+            .login(
+                &start,
+                &server.callback_url(),
+                user.login(),
+                &user.password(),
+            )
+            .await
+    }
+
+    /// Like [`ScriptedBrowser::login_at_idp`] but presses Cancel at the
+    /// IdP: the returned callback URL carries `error=access_denied`.
+    pub async fn cancel_at_idp(
+        &mut self,
+        server: &ServerProcess,
+        cluster: &str,
+    ) -> Result<Url, TestBedError> {
+        let start = format!("{}?dt=1&cluster={cluster}", server.url("/oidc"));
+        self.session.abort(&start, &server.callback_url()).await
+    }
+
+    /// The whole popup sign-in: [`ScriptedBrowser::login_at_idp`], then the
+    /// callback on the same server. Returns the callback's response (a
+    /// `303` to `[base]/auth?cluster=NAME` on success).
+    pub async fn sign_in(
+        &mut self,
+        server: &ServerProcess,
+        cluster: &str,
+        user: TestUser,
+    ) -> Result<HttpResponse, TestBedError> {
+        let callback = self.login_at_idp(server, cluster, user).await?;
+        self.get(callback.as_str()).await
+    }
+
+    /// `GET url` with the jar's cookies (redirects not followed).
+    pub async fn get(&mut self, url: &str) -> Result<HttpResponse, TestBedError> {
+        self.send(Method::GET, url, None, &[]).await
+    }
+
+    /// `POST url` with a JSON body.
+    pub async fn post_json(
+        &mut self,
+        url: &str,
+        body: &serde_json::Value,
+    ) -> Result<HttpResponse, TestBedError> {
+        self.send(Method::POST, url, Some(body), &[]).await
+    }
+
+    /// Any request with the jar's cookies and `headers`; the response's
+    /// `Set-Cookie` headers go into the jar.
+    pub async fn send(
+        &mut self,
+        method: Method,
+        url: &str,
+        json: Option<&serde_json::Value>,
+        headers: &[(&str, &str)],
+    ) -> Result<HttpResponse, TestBedError> {
+        let parsed = Url::parse(url)
+            .map_err(|e| TestBedError::InvalidOption(format!("bad URL {url}: {e}")))?;
+        let mut builder = Request::builder().method(method).uri(url);
+        if let Some(cookies) = self.session.jar().header_for(&parsed) {
+            builder = builder.header(COOKIE, cookies);
+        }
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let body = match json {
+            Some(value) => {
+                builder = builder.header(CONTENT_TYPE, "application/json");
+                Full::new(Bytes::from(value.to_string()))
+            }
+            None => Full::new(Bytes::new()),
+        };
+        let request = builder
+            .body(body)
+            .map_err(|e| TestBedError::InvalidOption(format!("cannot build a request: {e}")))?;
+        let response = self.http.send(request, "scripted browser").await?;
+        for value in response.headers.get_all(SET_COOKIE) {
+            if let Ok(value) = value.to_str() {
+                self.session.jar_mut().store(&parsed, value);
+            }
+        }
+        Ok(response)
     }
 }
