@@ -10,6 +10,11 @@
 //! `metav1.Status` JSON for v4/v5, plain error text for older protocols),
 //! then the connection is closed, which is what ends client-go's stream.
 //!
+//! Authorization is that of Kubernetes 1.32: the WebSocket upgrade (a
+//! `GET`) needs `get` on `pods/exec`; the extra `create` check
+//! (`AuthorizePodWebsocketUpgradeCreatePermission`) is on by default only
+//! from 1.35.
+//!
 //! Commands: `cat` echoes stdin to stdout until stdin closes; `echo ARGS`
 //! prints its arguments; `true` / `false` exit 0 / 1; anything else fails
 //! as an unknown executable. SPDY (kubectl's fallback) is not implemented:

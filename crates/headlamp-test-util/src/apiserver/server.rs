@@ -235,10 +235,18 @@ async fn handle(
     if let Ok(v) = HeaderValue::from_str(&format!("00000000-0000-4000-8000-{audit_id:012x}")) {
         h.insert("audit-id", v);
     }
-    if !h.contains_key(header::CACHE_CONTROL) && !upgraded {
+    if !upgraded {
+        // kube-apiserver's WithCacheControl filter and responsewriters'
+        // nosniff on everything it writes.
+        if !h.contains_key(header::CACHE_CONTROL) {
+            h.insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("no-cache, private"),
+            );
+        }
         h.insert(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-cache, private"),
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
         );
     }
     let status = response.status().as_u16();
