@@ -6,6 +6,7 @@
 //
 //   node signin-page.mjs --url PAGE --cluster NAME --user LOGIN \
 //        --screenshot PATH [--timeout-ms N]
+//   node signin-page.mjs --url PAGE --cluster NAME --abort --screenshot PATH
 //
 // The password comes from the environment (LOGIN_PASSWORD), not argv.
 //
@@ -16,6 +17,12 @@
 //   4. reload: the HttpOnly cookie keeps the user signed in
 //   5. click "Sign out", wait for "Sign in" again            (-4-signed-out-again)
 //
+// With --abort, step 2 presses Cancel at the IdP instead; the popup shows
+// headlamp-server's answer to error=access_denied (-2-denied), the script
+// closes it as a person would, and the page must offer "Sign in" again
+// (PATH). The report is {"aborted", "popupUrl", "popupTitle", "popupText",
+// "pageMessage", "pageErrors", "screenshots"}.
+//
 // stdout gets exactly one JSON line:
 //   {"username", "groups", "popupClosed", "popupUrls", "usernameAfterReload",
 //    "signedOut", "pageErrors", "screenshots"}
@@ -25,7 +32,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { consentAtIdp, launchChromium, loginAtIdp } from './lib/browser.mjs';
+import { abortAtIdp, consentAtIdp, launchChromium, loginAtIdp } from './lib/browser.mjs';
 
 console.log = console.error;
 console.info = console.error;
@@ -74,14 +81,17 @@ async function main() {
       user: { type: 'string' },
       screenshot: { type: 'string' },
       'timeout-ms': { type: 'string', default: '60000' },
+      abort: { type: 'boolean', default: false },
     },
     strict: true,
   });
-  for (const required of ['url', 'cluster', 'user', 'screenshot']) {
+  for (const required of ['url', 'cluster', 'screenshot']) {
     if (!values[required]) throw new Error(`--${required} is required`);
   }
   const password = process.env.LOGIN_PASSWORD;
-  if (password === undefined) throw new Error('the LOGIN_PASSWORD environment variable is required');
+  if (!values.abort && (!values.user || password === undefined)) {
+    throw new Error('--user and the LOGIN_PASSWORD environment variable are required unless --abort');
+  }
   const timeout = Number(values['timeout-ms']);
   const screenshots = [];
   const shot = async (page, file) => {
@@ -115,6 +125,20 @@ async function main() {
     await shot(page, stepPath(values.screenshot, '1-signed-out'));
 
     const [popup] = await Promise.all([page.waitForEvent('popup'), signIn.click()]);
+    if (values.abort) {
+      await popup.waitForLoadState('domcontentloaded');
+      await abortAtIdp(popup);
+      const popupUrl = popup.url().split('?')[0];
+      const popupTitle = await popup.title();
+      const popupText = (await popup.locator('body').innerText()).trim();
+      await shot(popup, stepPath(values.screenshot, '2-denied'));
+      await popup.close();
+      await signIn.waitFor({ state: 'visible' });
+      const pageMessage = (await card.locator('.identity').innerText()).trim();
+      await shot(page, values.screenshot);
+      finish({ aborted: true, popupUrl, popupTitle, popupText, pageMessage, pageErrors, screenshots }, 0);
+      return;
+    }
     const popupUrls = [];
     popup.on('framenavigated', (frame) => {
       // Without queries: they carry the authorization code and state.

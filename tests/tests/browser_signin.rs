@@ -3,7 +3,9 @@
 //! IdP's login form, the page closes the popup and shows alice and her
 //! groups `dev` and `ops` from a SelfSubjectReview through the proxy; a
 //! reload keeps her signed in (HttpOnly cookie); "Sign out" signs her out.
-//! In passthrough and impersonate mode, and under `-base-url`.
+//! In passthrough and impersonate mode, and under `-base-url`. Cancelling
+//! at the IdP shows headlamp-server's "refused" page in the popup and leaves
+//! the page ready to sign in again.
 //!
 //! The browser part is `tests/idp/signin-page.mjs` (playwright-core driving
 //! Debian's `/usr/bin/chromium`). Screenshots go to
@@ -45,11 +47,26 @@ struct PageReport {
     page_errors: Vec<String>,
     #[serde(default)]
     screenshots: Vec<PathBuf>,
+    #[serde(default)]
+    aborted: bool,
+    popup_url: Option<String>,
+    popup_title: Option<String>,
+    popup_text: Option<String>,
+    page_message: Option<String>,
     error: Option<String>,
 }
 
-/// Runs the browser through the sign-in on `page_url` as `user`.
-async fn sign_in_on_the_page(page_url: &str, user: TestUser, screenshot: &Path) -> PageReport {
+/// What the browser does at the IdP.
+#[derive(Debug, Clone, Copy)]
+enum AtTheIdp {
+    /// Log in as this user and allow consent.
+    LogIn(TestUser),
+    /// Press Cancel.
+    Cancel,
+}
+
+/// Runs the browser through the sign-in on `page_url`.
+async fn sign_in_on_the_page(page_url: &str, at_idp: AtTheIdp, screenshot: &Path) -> PageReport {
     let missing =
         |e: headlamp_test_util::TestBedError| -> ! { panic!("the browser test cannot run: {e}") };
     let node = node_executable().unwrap_or_else(|e| missing(e));
@@ -62,12 +79,20 @@ async fn sign_in_on_the_page(page_url: &str, user: TestUser, screenshot: &Path) 
         .arg("signin-page.mjs")
         .args(["--url", page_url])
         .args(["--cluster", CLUSTER])
-        .args(["--user", user.login()])
         .arg("--screenshot")
         .arg(screenshot)
         .args(["--timeout-ms", &BROWSER_TIMEOUT.as_millis().to_string()])
-        .env("LOGIN_PASSWORD", user.password())
         .env("HEADLAMP_TEST_CHROMIUM", chromium);
+    match at_idp {
+        AtTheIdp::LogIn(user) => {
+            command
+                .args(["--user", user.login()])
+                .env("LOGIN_PASSWORD", user.password());
+        }
+        AtTheIdp::Cancel => {
+            command.arg("--abort");
+        }
+    }
     // Its own process group, so a failed test also kills Chromium.
     let mut process = ChildProcess::spawn("signin-page", command, true).unwrap();
     let report = process
@@ -123,7 +148,12 @@ fn successful_reviews(stack: &SignInStack) -> Vec<RecordedRequest> {
 async fn alice_signs_in(impersonate: bool, base_url: &str, artifact: &str) {
     let (stack, server) = start(impersonate, base_url).await;
     let screenshot = artifacts_dir("browser_signin").join(format!("{artifact}.png"));
-    let report = sign_in_on_the_page(&server.url("/"), TestUser::Alice, &screenshot).await;
+    let report = sign_in_on_the_page(
+        &server.url("/"),
+        AtTheIdp::LogIn(TestUser::Alice),
+        &screenshot,
+    )
+    .await;
 
     assert_eq!(report.username.as_deref(), Some("alice"), "{report:?}");
     for group in ["dev", "ops"] {
@@ -215,4 +245,43 @@ async fn alice_signs_in_on_the_built_in_page_in_impersonate_mode() {
 #[tokio::test]
 async fn alice_signs_in_on_the_built_in_page_under_a_base_url() {
     alice_signs_in(false, "/headlamp", "base-url").await;
+}
+
+#[tokio::test]
+async fn cancelling_at_the_idp_leaves_the_page_ready_to_sign_in_again() {
+    let (stack, server) = start(false, "").await;
+    let screenshot = artifacts_dir("browser_signin").join("cancel.png");
+    let report = sign_in_on_the_page(&server.url("/"), AtTheIdp::Cancel, &screenshot).await;
+
+    assert!(report.aborted, "{report:?}");
+    // The IdP answered the callback with error=access_denied and the
+    // server said so in the popup, as a page (not a 500, not the /auth page).
+    assert_eq!(
+        report.popup_url.as_deref(),
+        Some(server.url("/oidc-callback").as_str()),
+        "{report:?}"
+    );
+    assert_eq!(
+        report.popup_title.as_deref(),
+        Some("Sign-in was refused"),
+        "{report:?}"
+    );
+    assert!(
+        report
+            .popup_text
+            .as_deref()
+            .is_some_and(|t| t.contains("access_denied")),
+        "{report:?}"
+    );
+    // Closing the popup leaves the page saying so, with Sign in offered
+    // again (the script waited for the button).
+    assert!(
+        report
+            .page_message
+            .as_deref()
+            .is_some_and(|m| m.contains("closed before the sign-in finished")),
+        "{report:?}"
+    );
+    assert!(report.page_errors.is_empty(), "{:?}", report.page_errors);
+    assert!(successful_reviews(&stack).is_empty(), "nobody signed in");
 }
