@@ -686,3 +686,172 @@ async fn impersonate_mode_acts_as_the_verified_user() {
     );
     assert!(bed.api_requests("/selfsubjectreviews").is_empty());
 }
+
+/// Seconds until `exp - 9`: inside the 10-second refresh window.
+async fn sleep_into_refresh_window(authorization: &str) -> u64 {
+    let exp = claims(authorization)["exp"].as_u64().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let wait = exp.saturating_sub(9).saturating_sub(now);
+    assert!(wait <= 15, "the IdP's token lives 15 s");
+    tokio::time::sleep(Duration::from_secs(wait)).await;
+    exp
+}
+
+/// Signs alice in on a bed with 15-second tokens and returns the token the
+/// API server saw first.
+async fn signed_in_with_short_tokens(
+    bed: &Bed,
+    server: &ServerProcess,
+    browser: &mut ScriptedBrowser,
+) -> String {
+    let callback = browser
+        .sign_in(server, CLUSTER, TestUser::Alice)
+        .await
+        .unwrap();
+    assert_eq!(
+        callback.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        callback.excerpt()
+    );
+    bed.api.request_log().clear();
+    review_user(&self_subject_review(browser, server).await);
+    bed.api_requests("/selfsubjectreviews")[0]
+        .header("authorization")
+        .unwrap()
+        .to_owned()
+}
+
+/// IdP down: the current token is kept until it really expires. IdP back
+/// but the grant gone (`invalid_grant`): the cookies are cleared and the
+/// answer is a 401 Status telling the user to sign in again.
+#[tokio::test]
+async fn a_failed_refresh_keeps_the_token_and_a_refused_one_ends_the_session() {
+    let mut bed = bed(BedOptions {
+        id_token_ttl: 15,
+        ..BedOptions::default()
+    })
+    .await;
+    let server = bed.server().await;
+    let mut browser = ScriptedBrowser::new().unwrap();
+    let first = signed_in_with_short_tokens(&bed, &server, &mut browser).await;
+    sleep_into_refresh_window(&first).await;
+
+    bed.idp.stop().await;
+    bed.api.request_log().clear();
+    let review = self_subject_review(&mut browser, &server).await;
+    let (user, _) = review_user(&review);
+    assert_eq!(user, "alice", "the old token still works until it expires");
+    assert!(
+        set_cookies(&review).is_empty(),
+        "{:?}",
+        set_cookies(&review)
+    );
+    assert_eq!(
+        bed.api_requests("/selfsubjectreviews")[0]
+            .header("authorization")
+            .unwrap(),
+        first
+    );
+
+    // A restarted IdP has forgotten its grants: the refresh token is refused.
+    bed.idp.restart().await.unwrap();
+    bed.api.request_log().clear();
+    let ended = self_subject_review(&mut browser, &server).await;
+    assert_eq!(
+        ended.status,
+        StatusCode::UNAUTHORIZED,
+        "{}",
+        ended.excerpt()
+    );
+    let status = json_body(&ended);
+    assert_eq!(status["kind"], "Status");
+    assert!(
+        status["message"].as_str().unwrap().contains("sign in"),
+        "{status}"
+    );
+    assert!(bed.api_requests("/selfsubjectreviews").is_empty());
+    assert!(
+        !browser
+            .jar()
+            .names_for_host("127.0.0.1")
+            .iter()
+            .any(|n| n.starts_with("headlamp-auth-") || n.starts_with("headlamp-refresh-")),
+        "{:?}",
+        browser.jar().names_for_host("127.0.0.1")
+    );
+}
+
+/// A WebSocket watch (what the frontend opens for live lists) in the
+/// refresh window: the upgrade itself is refreshed, the API server sees the
+/// new token on it, and the events flow.
+#[tokio::test]
+async fn a_websocket_watch_is_refreshed_too() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+
+    let bed = bed(BedOptions {
+        id_token_ttl: 15,
+        ..BedOptions::default()
+    })
+    .await;
+    let server = bed.server().await;
+    let mut browser = ScriptedBrowser::new().unwrap();
+    let first = signed_in_with_short_tokens(&bed, &server, &mut browser).await;
+    sleep_into_refresh_window(&first).await;
+
+    let url = format!(
+        "ws://127.0.0.1:{}/clusters/{CLUSTER}/api/v1/namespaces?watch=1",
+        server.port()
+    );
+    let mut request = url.as_str().into_client_request().unwrap();
+    let cookies = browser
+        .jar()
+        .header_for(&url::Url::parse(&server.url(&format!("/clusters/{CLUSTER}/api"))).unwrap())
+        .unwrap();
+    let headers = request.headers_mut();
+    headers.insert("cookie", cookies.parse().unwrap());
+    headers.insert(
+        "sec-websocket-protocol",
+        "base64.binary.k8s.io".parse().unwrap(),
+    );
+    headers.insert("origin", server.origin().parse().unwrap());
+    bed.api.request_log().clear();
+    let (mut ws, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+    assert!(
+        response.headers().get_all("set-cookie").iter().any(|c| c
+            .to_str()
+            .unwrap()
+            .starts_with(&format!("headlamp-auth-{CLUSTER}.0=ey"))),
+        "the upgrade response carries the new token cookie: {:?}",
+        response.headers()
+    );
+    let event = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(text))) => return text.to_string(),
+                Some(Ok(Message::Binary(bytes))) => {
+                    return String::from_utf8_lossy(&bytes).into_owned();
+                }
+                Some(Ok(_)) => continue,
+                other => panic!("the watch ended: {other:?}"),
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(event.contains("ADDED"), "{event}");
+    let upgrade = bed
+        .api
+        .requests()
+        .into_iter()
+        .find(|r| r.path.ends_with("/namespaces"))
+        .unwrap();
+    let sent = upgrade.header("authorization").unwrap();
+    assert_ne!(sent, first, "the upgrade carried the refreshed token");
+    assert_eq!(upgrade.effective_user.as_ref().unwrap().username, "alice");
+}
