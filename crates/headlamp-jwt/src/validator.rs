@@ -1,5 +1,6 @@
 //! The sans-IO validator: compact JWS + key set + policy + clock -> verified claims.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -29,10 +30,11 @@ const MAX_KEYS_WITHOUT_KID: usize = 4;
 /// error (serde rejects duplicate fields), which closes the "two `alg`
 /// members, two parsers, two answers" trick.
 #[derive(Deserialize)]
-struct RawHeader {
-    alg: Option<String>,
-    #[serde(default)]
-    kid: Option<String>,
+struct RawHeader<'a> {
+    #[serde(default, borrow)]
+    alg: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    kid: Option<Cow<'a, str>>,
     #[serde(default)]
     enc: Option<de::IgnoredAny>,
     #[serde(default)]
@@ -149,14 +151,18 @@ impl<'de> Deserialize<'de> for UniqueKeys {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<UniqueKeys, A::Error> {
                 let mut map = Map::new();
-                while let Some((key, value)) = access.next_entry::<String, Value>()? {
-                    if map.contains_key(&key) {
-                        return Err(de::Error::custom(format_args!(
-                            "duplicate member {:?}",
-                            untrusted(&key)
-                        )));
+                while let Some(key) = access.next_key::<String>()? {
+                    match map.entry(key) {
+                        serde_json::map::Entry::Vacant(slot) => {
+                            slot.insert(access.next_value::<Value>()?);
+                        }
+                        serde_json::map::Entry::Occupied(slot) => {
+                            return Err(de::Error::custom(format_args!(
+                                "duplicate member {:?}",
+                                untrusted(slot.key())
+                            )));
+                        }
                     }
-                    map.insert(key, value);
                 }
                 Ok(UniqueKeys(map))
             }
@@ -356,7 +362,7 @@ impl Validator {
             payload,
             signature,
             alg,
-            kid: header.kid,
+            kid: header.kid.map(Cow::into_owned),
         })
     }
 
