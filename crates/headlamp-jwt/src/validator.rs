@@ -327,7 +327,7 @@ impl Validator {
         let signing_input = &token[..header_b64.len() + 1 + payload.len()];
 
         let header_json = decode_segment(TokenPart::Header, header_b64)?;
-        let header: RawHeader = serde_json::from_slice(&header_json).map_err(|e| {
+        let header: RawHeader<'_> = serde_json::from_slice(&header_json).map_err(|e| {
             JwtError::malformed(TokenPart::Header, format!("not a JOSE header: {e}"))
         })?;
         if header.enc.is_some() {
