@@ -11,24 +11,20 @@
 //! stream ends at `timeoutSeconds` or the watch bound, like a watch.
 //! `tailLines`, `timestamps` and `limitBytes` are honoured.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
-use futures_util::{SinkExt as _, StreamExt as _};
-use http::{HeaderValue, Response, StatusCode, header};
-use http_body_util::{BodyExt as _, StreamBody};
-use hyper::body::Frame;
+use http::{Response, StatusCode};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::objects::{self, rfc3339};
 use super::request_info::{parse_bool, query_get};
-use super::server::{Body, State, empty};
+use super::server::{Body, State, empty, streaming_response};
 use super::status::KubeStatus;
 use super::websocket;
 
@@ -143,16 +139,7 @@ pub(crate) fn serve(
         return serve_websocket(state, request, ws_protocols, producer, rx);
     }
     state.spawn(producer);
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|chunk| (Ok::<_, Infallible>(Frame::data(chunk)), rx))
-    });
-    let mut response = Response::new(StreamBody::new(stream).boxed_unsync());
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-    response
+    streaming_response(rx, "text/plain")
 }
 
 /// `wsstream.NewReader`'s handshake: the first offered protocol it knows
@@ -162,7 +149,7 @@ fn serve_websocket(
     request: http::Request<hyper::body::Incoming>,
     protocols: &[String],
     producer: impl std::future::Future<Output = ()> + Send + 'static,
-    mut rx: mpsc::Receiver<Bytes>,
+    rx: mpsc::Receiver<Bytes>,
 ) -> Response<Body> {
     let chosen = if protocols.is_empty() {
         Some((false, ""))
@@ -181,37 +168,11 @@ fn serve_websocket(
     let Some(response) = websocket::accept_response(request.headers(), Some(protocol)) else {
         return KubeStatus::bad_request("malformed WebSocket handshake").into_response();
     };
-    let upgrade = hyper::upgrade::on(request);
-    state.spawn(async move {
-        let Some(mut ws) = websocket::upgraded(upgrade).await else {
-            return;
-        };
-        let producer = tokio::spawn(producer);
-        loop {
-            tokio::select! {
-                chunk = rx.recv() => match chunk {
-                    Some(chunk) => {
-                        let message = if base64 {
-                            Message::text(STANDARD.encode(&chunk))
-                        } else {
-                            Message::binary(chunk)
-                        };
-                        if ws.send(message).await.is_err() {
-                            break;
-                        }
-                    }
-                    None => {
-                        let _ = ws.close(Some(websocket::normal_close())).await;
-                        break;
-                    }
-                },
-                incoming = ws.next() => match incoming {
-                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
-                    Some(Ok(_)) => {}
-                },
-            }
-        }
-        producer.abort();
-    });
+    let encode: fn(Bytes) -> Message = if base64 {
+        |chunk| Message::text(STANDARD.encode(&chunk))
+    } else {
+        Message::binary
+    };
+    websocket::pump(state, hyper::upgrade::on(request), producer, rx, encode);
     response
 }

@@ -734,7 +734,13 @@ mod tests {
         let pods = &core["items"][0]["versions"][0]["resources"][1];
         assert_eq!(pods["resource"], "pods");
         assert_eq!(pods["scope"], "Namespaced");
-        assert_eq!(pods["subresources"][0]["subresource"], "exec");
+        let subresources: Vec<&str> = pods["subresources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s["subresource"].as_str())
+            .collect();
+        assert_eq!(subresources, ["attach", "exec", "log"]);
         assert_eq!(
             aggregated_discovery(false)["items"][0]["metadata"]["name"],
             "authentication.k8s.io"

@@ -43,6 +43,24 @@ pub(crate) fn empty() -> Body {
     Empty::new().boxed_unsync()
 }
 
+/// A 200 whose body is every chunk received on `rx`, each sent as soon as
+/// it arrives (chunked transfer on HTTP/1.1, DATA frames on HTTP/2).
+pub(crate) fn streaming_response(
+    rx: tokio::sync::mpsc::Receiver<Bytes>,
+    content_type: &'static str,
+) -> Response<Body> {
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|chunk| (Ok::<_, Infallible>(hyper::body::Frame::data(chunk)), rx))
+    });
+    let mut response = Response::new(http_body_util::StreamBody::new(stream).boxed_unsync());
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
 /// Request bodies (reviews) are small; anything larger is refused.
 const MAX_REQUEST_BODY: usize = 1 << 20;
 

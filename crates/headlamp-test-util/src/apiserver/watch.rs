@@ -11,22 +11,18 @@
 //! continues the same history), up to `events` changes; the stream then
 //! stays open until `timeoutSeconds` or the configured bound, and ends.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::{SinkExt as _, StreamExt as _};
-use http::{HeaderValue, Response, StatusCode, header};
-use http_body_util::{BodyExt as _, StreamBody};
-use hyper::body::Frame;
+use http::{Response, StatusCode, header};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::objects::{self, BASE_RESOURCE_VERSION, Kind};
 use super::request_info::query_get;
-use super::server::{Body, State, empty};
+use super::server::{Body, State, empty, streaming_response};
 use super::status::KubeStatus;
 use super::websocket;
 
@@ -56,7 +52,7 @@ async fn produce(
     namespace: String,
     query: Vec<(String, String)>,
     table: bool,
-    tx: mpsc::Sender<String>,
+    tx: mpsc::Sender<Bytes>,
 ) {
     let settings = state.watch;
     let timeout = query_get(&query, "timeoutSeconds")
@@ -76,7 +72,10 @@ async fn produce(
         } else {
             objects::with_type(kind, object)
         };
-        format!("{}\n", json!({ "type": event_type, "object": object }))
+        Bytes::from(format!(
+            "{}\n",
+            json!({ "type": event_type, "object": object })
+        ))
     };
     let selected = |o: &Value| {
         objects::select(vec![o.clone()], label, field)
@@ -105,10 +104,10 @@ async fn produce(
                 format!("too old resource version: {rv} ({BASE_RESOURCE_VERSION})"),
             );
             let _ = tx
-                .send(format!(
+                .send(Bytes::from(format!(
                     "{}\n",
                     json!({ "type": "ERROR", "object": status.to_value() })
-                ))
+                )))
                 .await;
             return;
         }
@@ -171,7 +170,7 @@ pub(crate) fn serve(
     ) {
         return KubeStatus::bad_request(e).into_response();
     }
-    let (tx, rx) = mpsc::channel::<String>(16);
+    let (tx, rx) = mpsc::channel::<Bytes>(16);
     let producer = produce(
         Arc::clone(state),
         w.kind,
@@ -184,17 +183,7 @@ pub(crate) fn serve(
         return serve_websocket(state, request, ws_protocols, producer, rx);
     }
     state.spawn(producer);
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|line| (Ok::<_, Infallible>(Frame::data(Bytes::from(line))), rx))
-    });
-    let mut response = Response::new(StreamBody::new(stream).boxed_unsync());
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
+    streaming_response(rx, "application/json")
 }
 
 /// x/net/websocket's server handshake as kube-apiserver uses it for
@@ -208,7 +197,7 @@ fn serve_websocket(
     request: http::Request<hyper::body::Incoming>,
     protocols: &[String],
     producer: impl std::future::Future<Output = ()> + Send + 'static,
-    mut rx: mpsc::Receiver<String>,
+    rx: mpsc::Receiver<Bytes>,
 ) -> Response<Body> {
     let origin_ok = request
         .headers()
@@ -226,36 +215,10 @@ fn serve_websocket(
     else {
         return plain_status(StatusCode::BAD_REQUEST);
     };
-    let upgrade = hyper::upgrade::on(request);
-    state.spawn(async move {
-        let Some(mut ws) = websocket::upgraded(upgrade).await else {
-            return;
-        };
-        let producer = tokio::spawn(producer);
-        loop {
-            tokio::select! {
-                event = rx.recv() => match event {
-                    Some(line) => {
-                        // x/net's JSON encoder output includes the newline.
-                        if ws.send(Message::text(line)).await.is_err() {
-                            break;
-                        }
-                    }
-                    None => {
-                        let _ = ws.close(Some(websocket::normal_close())).await;
-                        break;
-                    }
-                },
-                incoming = ws.next() => match incoming {
-                    // The client sends nothing but control frames; a close or
-                    // an error ends the watch (`IgnoreReceives`).
-                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
-                    Some(Ok(_)) => {}
-                },
-            }
-        }
-        producer.abort();
-    });
+    // x/net's JSON encoder output, newline included, as one text frame.
+    let encode: fn(Bytes) -> Message =
+        |event| Message::text(String::from_utf8_lossy(&event).into_owned());
+    websocket::pump(state, hyper::upgrade::on(request), producer, rx, encode);
     *response.body_mut() = empty();
     response
 }

@@ -1,15 +1,19 @@
 //! The server side of the WebSocket opening handshake (RFC 6455 section
 //! 4.2) on a hyper request, shared by watches and exec.
 
+use bytes::Bytes;
+use futures_util::{SinkExt as _, StreamExt as _};
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
+use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 
-use super::server::{Body, empty};
+use super::server::{Body, State, empty};
 
 pub(crate) type ServerSocket = WebSocketStream<TokioIo<Upgraded>>;
 
@@ -70,4 +74,44 @@ pub(crate) fn normal_close() -> CloseFrame {
 pub(crate) async fn upgraded(upgrade: OnUpgrade) -> Option<ServerSocket> {
     let io = upgrade.await.ok()?;
     Some(WebSocketStream::from_raw_socket(TokioIo::new(io), Role::Server, None).await)
+}
+
+/// Serves a one-way stream (watch events, log chunks) on an upgraded
+/// connection: runs `producer`, sends each chunk it yields as one message
+/// made by `encode`, closes normally when it ends, and stops early when the
+/// client closes or errors (the client sends nothing but control frames:
+/// `wsstream.IgnoreReceives`).
+pub(crate) fn pump(
+    state: &std::sync::Arc<State>,
+    upgrade: OnUpgrade,
+    producer: impl std::future::Future<Output = ()> + Send + 'static,
+    mut rx: mpsc::Receiver<Bytes>,
+    encode: fn(Bytes) -> Message,
+) {
+    state.spawn(async move {
+        let Some(mut ws) = upgraded(upgrade).await else {
+            return;
+        };
+        let producer = tokio::spawn(producer);
+        loop {
+            tokio::select! {
+                chunk = rx.recv() => match chunk {
+                    Some(chunk) => {
+                        if ws.send(encode(chunk)).await.is_err() {
+                            break;
+                        }
+                    }
+                    None => {
+                        let _ = ws.close(Some(normal_close())).await;
+                        break;
+                    }
+                },
+                incoming = ws.next() => match incoming {
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+                    Some(Ok(_)) => {}
+                },
+            }
+        }
+        producer.abort();
+    });
 }
