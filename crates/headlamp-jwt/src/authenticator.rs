@@ -88,8 +88,7 @@ impl<S: KeySource> JwtAuthenticator<S> {
     }
 
     /// An authenticator caching at most `capacity` verified tokens, each
-    /// for at most `max_ttl` (and never past its `exp`). A capacity of 0
-    /// disables the cache.
+    /// for at most `max_ttl` (and never past its `exp`).
     pub fn with_cache(
         verifier: TokenVerifier<S>,
         mapping: ClaimMapping,

@@ -106,6 +106,10 @@ struct Inner<S> {
 ///   concurrent callers share the fetch in progress.
 /// - Freshness: the source's max-age clamped to the configured bounds;
 ///   a stale set is still served if the refetch fails.
+/// - The request that finds the set stale waits for the refresh (bounded
+///   by the [`KeySource`]'s own timeouts). A server that wants no request
+///   ever to wait calls [`JwksCache::refresh`] from a periodic background
+///   task; this crate spawns nothing.
 ///
 /// Cloning is cheap and clones share the cache.
 pub struct JwksCache<S> {

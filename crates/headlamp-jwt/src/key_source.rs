@@ -16,6 +16,10 @@ use bytes::Bytes;
 /// [`JwksCache`](crate::JwksCache), which calls this at most once per
 /// refresh interval however many requests are waiting.
 ///
+/// Implementations must bound the time a fetch can take (connect and
+/// response timeouts): requests that need keys the cache does not have
+/// wait for the fetch in progress.
+///
 /// ```
 /// use headlamp_jwt::{FetchedKeySet, KeySource, KeySourceError};
 ///
