@@ -186,24 +186,19 @@ where
             ("set_token", Some(name), response)
         }
         Some("me") if method == Method::GET => {
-            let response = match session::check(
-                app,
-                &name,
-                client.as_ref(),
-                &scope,
-                request.headers(),
-            )
-            .await
-            {
-                Session::Ended(response) => response,
-                Session::Continue {
-                    token, set_cookies, ..
-                } => {
-                    let mut response = session::me(app, client.as_ref(), token.as_ref()).await;
-                    respond::append_cookies(&mut response, set_cookies);
-                    response
-                }
-            };
+            let response =
+                match session::check(app, &name, client.as_ref(), &scope, request.headers(), true)
+                    .await
+                {
+                    Session::Ended(response) => response,
+                    Session::Continue {
+                        token, set_cookies, ..
+                    } => {
+                        let mut response = session::me(app, client.as_ref(), token.as_ref()).await;
+                        respond::append_cookies(&mut response, set_cookies);
+                        response
+                    }
+                };
             ("me", Some(name), response)
         }
         _ => {
@@ -226,7 +221,8 @@ where
     B: http_body::Body<Data = Bytes> + Send + Sync + 'static,
     B::Error: Into<BoxError>,
 {
-    let set_cookies = match session::check(app, name, client, scope, request.headers()).await {
+    let set_cookies = match session::check(app, name, client, scope, request.headers(), false).await
+    {
         Session::Ended(response) => return response,
         Session::Continue {
             token,

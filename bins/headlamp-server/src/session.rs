@@ -138,21 +138,30 @@ pub(crate) enum Session {
 }
 
 /// Reads the token cookie and refreshes it when it is about to expire.
+///
+/// `need_token`: the caller wants the cookie's token even when it is not
+/// refreshed (`/me`); the proxy reads the cookie itself, so for it the
+/// common case (no refresh cookie, or not yet due) allocates nothing and
+/// decodes nothing beyond one header scan.
 pub(crate) async fn check(
     app: &App,
     cluster: &str,
     client: Option<&OidcClient>,
     scope: &CookieScope,
     headers: &HeaderMap,
+    need_token: bool,
 ) -> Session {
-    let token = scope.read_token(headers);
     let unchanged = |token: Option<String>| Session::Continue {
         token: token.map(BearerToken::new),
         refreshed: false,
         set_cookies: Vec::new(),
     };
-    let (Some(current), Some(client)) = (token.as_deref(), client) else {
-        return unchanged(token);
+    let (Some(client), Some(sealed)) = (client, scope.read_refresh(headers)) else {
+        return unchanged(need_token.then(|| scope.read_token(headers)).flatten());
+    };
+    let token = scope.read_token(headers);
+    let Some(current) = token.as_deref() else {
+        return unchanged(None);
     };
     // Timing only: the token is not trusted for anything here, and the
     // API server (or the impersonate verifier) checks it in any case.
@@ -162,9 +171,6 @@ pub(crate) async fn check(
     if exp > app.clock.now().saturating_add(REFRESH_MARGIN) {
         return unchanged(token);
     }
-    let Some(sealed) = scope.read_refresh(headers) else {
-        return unchanged(token);
-    };
     match app
         .refresher
         .refresh(
