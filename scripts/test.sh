@@ -24,13 +24,23 @@ suite_start=$SECONDS
 declare -a summary=()
 
 step() { printf '\n==> %s\n' "$*"; }
-# Prints a command, runs it, and records how long it took.
+# Prints a command, runs it, and records how long it took and whether it
+# failed; a failure still stops the script (set -e in the caller).
 run() {
   printf '+ %s\n' "$*"
-  local t0=$SECONDS
-  "$@"
-  summary+=("$(printf '%5ss  %s' "$((SECONDS - t0))" "$*")")
+  local t0=$SECONDS status=0
+  "$@" || status=$?
+  summary+=("$(printf '%5ss  %s%s' "$((SECONDS - t0))" "$*" "$([[ $status == 0 ]] || echo "  FAILED (exit $status)")")")
+  return "$status"
 }
+# The timing summary is printed however the script ends.
+print_summary() {
+  local status=$?
+  step "Summary"
+  printf '%s\n' "${summary[@]}"
+  printf 'total %ss, %s\n' "$((SECONDS - suite_start))" "$([[ $status == 0 ]] && echo passed || echo "FAILED (exit $status)")"
+}
+trap print_summary EXIT
 warn() { printf '\nWARNING: %s\n\n' "$*" >&2; }
 
 cargo_bin_dir() {
@@ -139,9 +149,7 @@ deny_check
 no_ring_guard
 
 step "Tests"
-run cargo test --locked --workspace --all-targets
+# --no-fail-fast: one run reports every failing test binary, not just the first.
+run cargo test --locked --no-fail-fast --workspace --all-targets
 run cargo test --locked --workspace --doc
 
-step "Summary"
-printf '%s\n' "${summary[@]}"
-printf 'total %ss\n' "$((SECONDS - suite_start))"
