@@ -560,6 +560,63 @@ async fn only_the_service_account_may_impersonate() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_account_tokens_rotate_and_tokens_can_be_revoked() {
+    let server = TestApiServer::start(ApiServerOptions::default())
+        .await
+        .unwrap();
+    let api = ApiClient::new(&server, None);
+    let first = server.service_account_token().to_owned();
+    let second = server.rotate_service_account_token(false);
+    assert_ne!(first, second);
+    for token in [&first, &second] {
+        let (status, review) = api.whoami(Some(token), &[]).await;
+        assert_eq!(status, StatusCode::CREATED);
+        assert_eq!(
+            review["status"]["userInfo"]["username"],
+            SERVICE_ACCOUNT_USER
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    server.write_in_cluster_files(dir.path()).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("token")).unwrap(),
+        second
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("namespace")).unwrap(),
+        "headlamp"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("ca.crt")).unwrap(),
+        server.ca_pem()
+    );
+
+    let third = server.rotate_service_account_token(true);
+    assert_eq!(
+        api.whoami(Some(&first), &[]).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        api.whoami(Some(&second), &[]).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(api.whoami(Some(&third), &[]).await.0, StatusCode::CREATED);
+
+    server.add_static_token("erin-token", UserInfo::new("erin", &["qa"]));
+    let (status, review) = api.whoami(Some("erin-token"), &[]).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(
+        review["status"]["userInfo"]["groups"],
+        json!(["qa", "system:authenticated"])
+    );
+    server.revoke_token("erin-token");
+    assert_eq!(
+        api.whoami(Some("erin-token"), &[]).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_certificates_authenticate_and_can_be_required() {
     let server = TestApiServer::start(ApiServerOptions::default())
         .await

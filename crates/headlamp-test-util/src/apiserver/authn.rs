@@ -32,7 +32,9 @@ pub(crate) struct AuthnResult {
 }
 
 pub(crate) struct Authenticator {
-    pub(crate) static_tokens: Vec<(String, UserInfo)>,
+    /// `--token-auth-file` entries; changeable while running (token
+    /// rotation and revocation tests).
+    pub(crate) static_tokens: std::sync::RwLock<Vec<(String, UserInfo)>>,
     pub(crate) oidc: Option<OidcAuthenticator>,
 }
 
@@ -53,8 +55,15 @@ impl Authenticator {
     /// Tries one bearer token: `Ok(Some)` accepted, `Ok(None)` no
     /// authenticator claims it, `Err` refused with a reason.
     async fn token(&self, token: &str) -> Result<UserInfo, String> {
-        if let Some((_, user)) = self.static_tokens.iter().find(|(t, _)| t == token) {
-            return Ok(user.clone());
+        let known = self
+            .static_tokens
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|(t, _)| t == token)
+            .map(|(_, user)| user.clone());
+        if let Some(user) = known {
+            return Ok(user);
         }
         if let Some(oidc) = &self.oidc {
             match oidc.authenticate(token).await {
@@ -170,7 +179,10 @@ mod tests {
 
     fn authenticator() -> Authenticator {
         Authenticator {
-            static_tokens: vec![("s3cret".to_owned(), UserInfo::new("sa", &[]))],
+            static_tokens: std::sync::RwLock::new(vec![(
+                "s3cret".to_owned(),
+                UserInfo::new("sa", &[]),
+            )]),
             oidc: None,
         }
     }

@@ -196,6 +196,8 @@ pub struct TestApiServer {
     https_addr: SocketAddr,
     http_addr: Option<SocketAddr>,
     sa_token: String,
+    current_sa_token: std::sync::Mutex<String>,
+    sa_user: UserInfo,
 }
 
 impl std::fmt::Debug for TestApiServer {
@@ -240,7 +242,7 @@ impl TestApiServer {
             ],
             extra: Default::default(),
         };
-        let mut static_tokens = vec![(sa_token.clone(), sa_user)];
+        let mut static_tokens = vec![(sa_token.clone(), sa_user.clone())];
         static_tokens.extend(options.static_tokens.iter().cloned());
         let oidc = options
             .oidc
@@ -249,7 +251,7 @@ impl TestApiServer {
             .transpose()?;
         let state = Arc::new(server::State {
             authn: authn::Authenticator {
-                static_tokens,
+                static_tokens: std::sync::RwLock::new(static_tokens),
                 oidc,
             },
             policy: options.policy.clone(),
@@ -280,7 +282,9 @@ impl TestApiServer {
             pki,
             https_addr,
             http_addr,
+            current_sa_token: std::sync::Mutex::new(sa_token.clone()),
             sa_token,
+            sa_user,
         })
     }
 
@@ -332,6 +336,74 @@ impl TestApiServer {
     /// may impersonate any user.
     pub fn service_account_token(&self) -> &str {
         &self.sa_token
+    }
+
+    /// Issues a new token for the service account, as the kubelet does when
+    /// it refreshes a projected token; the previous ones stay valid unless
+    /// `revoke_previous`. [`TestApiServer::service_account_token`] keeps
+    /// returning the first token; [`TestApiServer::write_in_cluster_files`]
+    /// writes the newest.
+    pub fn rotate_service_account_token(&self, revoke_previous: bool) -> String {
+        let token = random_token();
+        {
+            let mut tokens = self
+                .state
+                .authn
+                .static_tokens
+                .write()
+                .unwrap_or_else(|p| p.into_inner());
+            if revoke_previous {
+                tokens.retain(|(_, user)| user.username != SERVICE_ACCOUNT_USER);
+            }
+            tokens.push((token.clone(), self.sa_user.clone()));
+        }
+        *self
+            .current_sa_token
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = token.clone();
+        token
+    }
+
+    /// Accepts `token` as `user` from now on (a `--token-auth-file` entry).
+    pub fn add_static_token(&self, token: impl Into<String>, user: UserInfo) {
+        self.state
+            .authn
+            .static_tokens
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((token.into(), user));
+    }
+
+    /// Stops accepting the static token `token`.
+    pub fn revoke_token(&self, token: &str) {
+        self.state
+            .authn
+            .static_tokens
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(t, _)| t != token);
+    }
+
+    /// Writes what a pod's service-account volume holds
+    /// (`/var/run/secrets/kubernetes.io/serviceaccount`: `token` (the newest
+    /// service-account token), `ca.crt`, `namespace` = `headlamp`) into `dir`,
+    /// for testing in-cluster configuration with the directory redirected.
+    pub fn write_in_cluster_files(&self, dir: &Path) -> Result<(), TestBedError> {
+        let token = self
+            .current_sa_token
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for (name, contents) in [
+            ("token", token.as_str()),
+            ("ca.crt", self.ca_pem()),
+            ("namespace", "headlamp"),
+        ] {
+            let path = dir.join(name);
+            std::fs::write(&path, contents)
+                .map_err(|e| TestBedError::io(format!("writing {}", path.display()), e))?;
+        }
+        Ok(())
     }
 
     /// The request log.
