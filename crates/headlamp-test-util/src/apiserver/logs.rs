@@ -129,6 +129,7 @@ pub(crate) fn serve(
         timestamps: query_get(query, "timestamps").is_some_and(parse_bool),
         limit_bytes: limit.and_then(|l| usize::try_from(l).ok()),
         timeout: timeout
+            .filter(|t| *t > 0)
             .map(Duration::from_secs)
             .unwrap_or(state.watch.max_duration)
             .min(state.watch.max_duration),

@@ -55,8 +55,10 @@ async fn produce(
     tx: mpsc::Sender<Bytes>,
 ) {
     let settings = state.watch;
+    // timeoutSeconds=0 means "no client timeout", i.e. the server's.
     let timeout = query_get(&query, "timeoutSeconds")
         .and_then(|t| t.parse::<u64>().ok())
+        .filter(|t| *t > 0)
         .map(Duration::from_secs)
         .unwrap_or(settings.max_duration)
         .min(settings.max_duration);
