@@ -384,22 +384,40 @@ mod tests {
         (handler, Gated { arrived, gate })
     }
 
-    #[tokio::test]
-    async fn in_flight_requests_finish_after_the_shutdown_signal() {
+    /// `serve` on a loopback port with a gated handler, stopped by `stop`.
+    struct Running {
+        addr: SocketAddr,
+        gated: Gated,
+        stop: oneshot::Sender<()>,
+        server: tokio::task::JoinHandle<()>,
+    }
+
+    async fn start(grace: Duration) -> Running {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let (handler, Gated { mut arrived, gate }) = gated_handler();
-        let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let server = tokio::spawn(serve(
-            listener,
-            None,
-            handler,
-            async move {
-                let _ = stop_rx.await;
-                "test"
-            },
-            TEST_TIMEOUT,
-        ));
+        let (handler, gated) = gated_handler();
+        let (stop, stop_rx) = oneshot::channel::<()>();
+        let shutdown = async move {
+            let _ = stop_rx.await;
+            "test"
+        };
+        let server = tokio::spawn(serve(listener, None, handler, shutdown, grace));
+        Running {
+            addr,
+            gated,
+            stop,
+            server,
+        }
+    }
+
+    #[tokio::test]
+    async fn in_flight_requests_finish_after_the_shutdown_signal() {
+        let Running {
+            addr,
+            gated: Gated { mut arrived, gate },
+            stop: stop_tx,
+            server,
+        } = start(TEST_TIMEOUT).await;
 
         let in_flight = tokio::spawn(get(addr, "/slow"));
         tokio::time::timeout(TEST_TIMEOUT, arrived.recv())
@@ -441,26 +459,12 @@ mod tests {
 
     #[tokio::test]
     async fn the_grace_period_bounds_a_stuck_request() {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (
-            handler,
-            Gated {
-                mut arrived,
-                gate: _never_opened,
-            },
-        ) = gated_handler();
-        let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let server = tokio::spawn(serve(
-            listener,
-            None,
-            handler,
-            async move {
-                let _ = stop_rx.await;
-                "test"
-            },
-            Duration::from_millis(50),
-        ));
+        let Running {
+            addr,
+            gated: Gated { mut arrived, .. },
+            stop: stop_tx,
+            server,
+        } = start(Duration::from_millis(50)).await;
         let _stuck = tokio::spawn(get(addr, "/stuck"));
         tokio::time::timeout(TEST_TIMEOUT, arrived.recv())
             .await
