@@ -359,6 +359,15 @@ impl ScriptedBrowser {
         })
     }
 
+    /// A browser over `client`, e.g. [`HttpClient::with_roots`] for a
+    /// server started with `-tls-cert-path` and a test CA.
+    pub fn with_client(client: HttpClient) -> Self {
+        Self {
+            session: LoginSession::with_client(client.clone()),
+            http: client,
+        }
+    }
+
     /// The cookie jar.
     pub fn jar(&self) -> &CookieJar {
         self.session.jar()

@@ -855,3 +855,111 @@ async fn a_websocket_watch_is_refreshed_too() {
     assert_ne!(sent, first, "the upgrade carried the refreshed token");
     assert_eq!(upgrade.effective_user.as_ref().unwrap().username, "alice");
 }
+
+/// Served over TLS (`-tls-cert-path`/`-tls-key-path`): the callback URL is
+/// https and every cookie is `Secure`; behind a TLS-terminating proxy
+/// (`X-Forwarded-Proto: https`) too.
+#[tokio::test]
+async fn over_tls_the_cookies_are_secure() {
+    let port = free_port();
+    let pki = headlamp_test_util::tls::TestPki::generate().unwrap();
+    let cert = pki.issue_server_cert("headlamp", &["127.0.0.1"]).unwrap();
+    let idp = TestIdp::start(TestIdpOptions::new(format!(
+        "https://127.0.0.1:{port}/oidc-callback"
+    )))
+    .await
+    .unwrap();
+    let api = TestApiServer::start(ApiServerOptions::with_oidc(
+        OidcOptions::new(idp.issuer(), idp.client_id()).username_claim("preferred_username"),
+    ))
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    api.write_kubeconfig(&kubeconfig, KubeUser::Token("unused".to_owned()))
+        .unwrap();
+    let server = ServerProcess::start(
+        ServerOptions::new(port)
+            .arg(format!("-kubeconfig={}", kubeconfig.display()))
+            .arg(format!("-oidc-idp-issuer-url={}", idp.issuer()))
+            .arg(format!("-oidc-client-id={}", idp.client_id()))
+            .arg(format!("-oidc-client-secret={}", idp.client_secret()))
+            .arg("-oidc-scopes=profile,email,groups")
+            .arg(format!("-tls-cert-path={}", cert.cert_path.display()))
+            .arg(format!("-tls-key-path={}", cert.key_path.display())),
+    )
+    .await
+    .unwrap();
+    assert!(server.url("/config").starts_with("https://"));
+    let client = headlamp_test_util::idp::HttpClient::with_roots([pki.ca_der()]).unwrap();
+    let mut browser = ScriptedBrowser::with_client(client);
+    let start = browser
+        .get(&format!("{}?cluster={CLUSTER}", server.url("/oidc")))
+        .await
+        .unwrap();
+    assert_eq!(start.status, StatusCode::FOUND);
+    let location = start.headers[LOCATION].to_str().unwrap();
+    assert!(
+        location.contains(&format!(
+            "redirect_uri=https%3A%2F%2F127.0.0.1%3A{port}%2Foidc-callback"
+        )),
+        "{location}"
+    );
+    assert!(
+        set_cookies(&start)[0].ends_with("; Secure"),
+        "{:?}",
+        set_cookies(&start)
+    );
+
+    let mut browser = ScriptedBrowser::with_client(
+        headlamp_test_util::idp::HttpClient::with_roots([pki.ca_der()]).unwrap(),
+    );
+    let callback = browser
+        .sign_in(&server, CLUSTER, TestUser::Alice)
+        .await
+        .unwrap();
+    assert_eq!(
+        callback.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        callback.excerpt()
+    );
+    let cookies = set_cookies(&callback);
+    assert!(
+        cookies
+            .iter()
+            .filter(|c| c.starts_with("headlamp-auth-") || c.starts_with("headlamp-refresh-"))
+            .all(|c| c.ends_with("; Secure")),
+        "{cookies:?}"
+    );
+    let me = json_body(
+        &browser
+            .get(&server.url(&format!("/clusters/{CLUSTER}/me")))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(me["username"], "alice");
+}
+
+#[tokio::test]
+async fn behind_a_tls_proxy_the_cookies_are_secure() {
+    let bed = bed(BedOptions::default()).await;
+    let server = bed.server().await;
+    let mut browser = ScriptedBrowser::new().unwrap();
+    let set = browser
+        .send(
+            Method::POST,
+            &server.url(&format!("/clusters/{CLUSTER}/set-token")),
+            Some(&json!({"token": "a.b.c"})),
+            &[("x-forwarded-proto", "https")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(set.status, StatusCode::OK);
+    let cookies = set_cookies(&set);
+    assert!(cookies[0].starts_with(&format!("headlamp-auth-{CLUSTER}.0=a.b.c;")));
+    assert!(
+        cookies.iter().all(|c| c.ends_with("; Secure")),
+        "{cookies:?}"
+    );
+}
