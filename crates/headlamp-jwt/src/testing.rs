@@ -783,6 +783,15 @@ fn catalog(idp: &TestIdp) -> Vec<MaliciousToken> {
     );
     case!(
         v,
+        "header is a JSON array read positionally",
+        rsa.sign_segments(&b64(r#"["RS256","rsa-1"]"#), &good_b64),
+        JwtError::Malformed {
+            part: TokenPart::Header,
+            ..
+        }
+    );
+    case!(
+        v,
         "header is not JSON",
         format!("{}.{}.{}", b64("alg=RS256"), parts[1], parts[2]),
         JwtError::Malformed {

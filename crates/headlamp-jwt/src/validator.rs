@@ -327,6 +327,12 @@ impl Validator {
         let signing_input = &token[..header_b64.len() + 1 + payload.len()];
 
         let header_json = decode_segment(TokenPart::Header, header_b64)?;
+        // RFC 7515 section 4: the header is a JSON object. serde would also
+        // read a JSON array positionally into the same struct; refuse it
+        // rather than accept what other JOSE parsers reject.
+        if header_json.trim_ascii_start().first() != Some(&b'{') {
+            return Err(JwtError::malformed(TokenPart::Header, "not a JSON object"));
+        }
         let header: RawHeader<'_> = serde_json::from_slice(&header_json).map_err(|e| {
             JwtError::malformed(TokenPart::Header, format!("not a JOSE header: {e}"))
         })?;
