@@ -41,6 +41,9 @@ fn write_build(root: &Path) {
         "export const app = 1;\n",
     )
     .unwrap();
+    // Headlamp's build writes brotli copies beside its files
+    // (frontend/scripts/precompress-build.ts); stand-in bytes here.
+    std::fs::write(root.join("assets/index-BjQ3x9aF.js.br"), "brotli bytes").unwrap();
     std::fs::write(
         root.join("assets/index-Cq8Zt0Pe.css"),
         "body { margin: 0 }\n",
@@ -182,6 +185,19 @@ async fn serves_a_headlamp_build_with_the_base_url_rewrites_and_index_fallback()
             .text(),
         "export const app = 1;\n"
     );
+
+    // Browsers that take brotli get the precompressed copy.
+    let request = Request::get(server.url("/assets/index-BjQ3x9aF.js"))
+        .header(header::ACCEPT_ENCODING, "gzip, deflate, br, zstd")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let brotli = client.send(request, "static frontend").await.unwrap();
+    assert_eq!(header_of(&brotli, header::CONTENT_ENCODING), "br");
+    assert_eq!(
+        header_of(&brotli, header::CONTENT_TYPE),
+        "text/javascript; charset=utf-8"
+    );
+    assert_eq!(brotli.text(), "brotli bytes");
 
     // A chunk of an older build is a 404, not HTML run as a script.
     let missing = get(&client, &server.url("/assets/index-0ldBu1ld.js"), None).await;

@@ -32,7 +32,7 @@ pub(crate) enum Frontend {
     /// The built-in sign-in page.
     BuiltIn(Box<BuiltInPage>),
     /// A built Headlamp frontend from `-html-static-dir`.
-    Static(StaticSite),
+    Static(Box<StaticSite>),
 }
 
 impl Frontend {
@@ -42,7 +42,9 @@ impl Frontend {
     /// error (Headlamp exits too), not a blank page at the first request.
     pub(crate) fn load(config: &Config) -> Result<Self, ServerError> {
         match &config.html_static_dir {
-            Some(dir) => StaticSite::load(dir, &config.base_url).map(Self::Static),
+            Some(dir) => {
+                StaticSite::load(dir, &config.base_url).map(|site| Self::Static(Box::new(site)))
+            }
             None => Ok(Self::BuiltIn(Box::new(BuiltInPage::new(&config.base_url)))),
         }
     }
@@ -73,7 +75,11 @@ impl Frontend {
                 Some(asset) => asset.respond(if_none_match),
                 None => respond::not_found(full_path),
             },
-            Self::Static(site) => site.serve(path, full_path, if_none_match).await,
+            Self::Static(site) => {
+                let brotli =
+                    static_site::accepts_brotli(request_headers.get(header::ACCEPT_ENCODING));
+                site.serve(path, full_path, if_none_match, brotli).await
+            }
         }
     }
 }
@@ -111,6 +117,12 @@ pub(crate) struct Asset {
     /// `Content-Security-Policy` (the built-in page only: a real Headlamp
     /// build loads plugins and styles we do not know).
     csp: Option<HeaderValue>,
+    /// `Content-Encoding` of `body` (a precompressed `.br` sidecar).
+    encoding: Option<HeaderValue>,
+    /// Whether the answer depends on `Accept-Encoding` (files that may have
+    /// a sidecar), so shared caches keep one copy per encoding (RFC 9110
+    /// 12.5.5).
+    vary_encoding: bool,
 }
 
 impl Asset {
@@ -139,6 +151,12 @@ impl Asset {
         );
         if let Some(csp) = &self.csp {
             headers.insert(header::CONTENT_SECURITY_POLICY, csp.clone());
+        }
+        if let Some(encoding) = &self.encoding {
+            headers.insert(header::CONTENT_ENCODING, encoding.clone());
+        }
+        if self.vary_encoding {
+            headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
         }
         response
     }
@@ -271,6 +289,8 @@ mod tests {
             etag: content_etag(b"body"),
             cache: CachePolicy::Revalidate,
             csp: None,
+            encoding: None,
+            vary_encoding: false,
         };
         let full = asset.respond(None);
         assert_eq!(full.status(), StatusCode::OK);

@@ -85,6 +85,8 @@ fn asset(text: String, file_name: &str) -> Asset {
         // Fixed names: a new release must be seen at the next load.
         cache: CachePolicy::Revalidate,
         csp: Some(HeaderValue::from_static(CONTENT_SECURITY_POLICY)),
+        encoding: None,
+        vary_encoding: false,
     }
 }
 

@@ -13,9 +13,16 @@
 //! (an outdated page asking for a chunk of the previous release) rather than
 //! HTML a browser would try to run as a script.
 //!
+//! Headlamp's build writes a brotli copy beside each compressible file
+//! (`frontend/scripts/precompress-build.ts`: `index-<hash>.js.br`); like
+//! Headlamp (`backend/pkg/spa`), that copy is sent with
+//! `Content-Encoding: br` to browsers that accept brotli. `index.html` is
+//! never served from a sidecar (it is rewritten).
+//!
 //! Paths cannot leave the directory: `..` segments are refused, and a file
 //! reached through a symbolic link must resolve inside the directory.
 
+use std::fs::Metadata;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
@@ -67,16 +74,20 @@ impl StaticSite {
                 content_type: content_type::for_file_name("index.html"),
                 cache: CachePolicy::Revalidate,
                 csp: None,
+                encoding: None,
+                vary_encoding: false,
             },
         })
     }
 
-    /// Serves `path` (below the base URL).
+    /// Serves `path` (below the base URL); `brotli` when the browser
+    /// accepts it ([`accepts_brotli`]).
     pub(crate) async fn serve(
         &self,
         path: &str,
         full_path: &str,
         if_none_match: Option<&HeaderValue>,
+        brotli: bool,
     ) -> Response<Body> {
         let relative = match relative_path(path) {
             Ok(relative) => relative,
@@ -89,7 +100,7 @@ impl StaticSite {
         if relative.as_os_str().is_empty() || relative == Path::new("index.html") {
             return self.index.respond(if_none_match);
         }
-        match self.read(&relative).await {
+        match self.read(&relative, brotli).await {
             Ok(Lookup::File(asset)) => asset.respond(if_none_match),
             Ok(Lookup::Index) => self.index.respond(if_none_match),
             Ok(Lookup::Missing) if relative.starts_with(HASHED_ASSETS_DIR) => {
@@ -113,7 +124,7 @@ impl StaticSite {
         }
     }
 
-    async fn read(&self, relative: &Path) -> io::Result<Lookup> {
+    async fn read(&self, relative: &Path, brotli: bool) -> io::Result<Lookup> {
         let real = match tokio::fs::canonicalize(self.root.join(relative)).await {
             Ok(real) => real,
             Err(err)
@@ -135,7 +146,10 @@ impl StaticSite {
         if metadata.is_dir() || real == self.root.join("index.html") {
             return Ok(Lookup::Index);
         }
-        let body = Bytes::from(tokio::fs::read(&real).await?);
+        let (body, metadata, encoding) = match self.brotli_sidecar(&real, brotli).await {
+            Some((body, sidecar)) => (body, sidecar, Some(HeaderValue::from_static("br"))),
+            None => (Bytes::from(tokio::fs::read(&real).await?), metadata, None),
+        };
         let modified = metadata
             .modified()
             .ok()
@@ -153,18 +167,75 @@ impl StaticSite {
         Ok(Lookup::File(Asset {
             // Size and modification time, as nginx and Go's FileServer
             // validate static files: no need to hash every byte per request.
+            // The encoding is part of the validator: the two bodies differ
+            // (RFC 9110 8.8.3.3).
             etag: etag_value(&format!(
-                "\"{:x}-{:x}.{:x}\"",
+                "\"{:x}-{:x}.{:x}{}\"",
                 body.len(),
                 modified.as_secs(),
-                modified.subsec_nanos()
+                modified.subsec_nanos(),
+                if encoding.is_some() { "-br" } else { "" }
             )),
             content_type: content_type::for_file_name(&file_name),
             body,
             cache,
             csp: None,
+            encoding,
+            vary_encoding: true,
         }))
     }
+
+    /// The `<file>.br` beside `real` with its metadata, when the browser
+    /// accepts brotli and it is a regular file inside the directory; any
+    /// problem with it means serving the original instead.
+    async fn brotli_sidecar(&self, real: &Path, brotli: bool) -> Option<(Bytes, Metadata)> {
+        if !brotli {
+            return None;
+        }
+        let mut name = real.file_name()?.to_os_string();
+        name.push(".br");
+        let sidecar = tokio::fs::canonicalize(real.with_file_name(name))
+            .await
+            .ok()?;
+        if !sidecar.starts_with(&self.root) {
+            return None;
+        }
+        let metadata = tokio::fs::metadata(&sidecar).await.ok()?;
+        if !metadata.is_file() {
+            return None;
+        }
+        let body = tokio::fs::read(&sidecar).await.ok()?;
+        Some((Bytes::from(body), metadata))
+    }
+}
+
+/// Whether `Accept-Encoding` allows brotli (RFC 9110 12.5.3): `br` with a
+/// non-zero weight, or `*` with a non-zero weight when `br` is not refused
+/// by name (`br;q=0`). No header means identity only.
+pub(crate) fn accepts_brotli(accept_encoding: Option<&HeaderValue>) -> bool {
+    let Some(value) = accept_encoding.and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let mut wildcard = false;
+    for item in value.split(',') {
+        let mut parts = item.split(';');
+        let coding = parts.next().unwrap_or_default().trim();
+        // qvalue = "0" [ "." 0*3DIGIT ] / "1" ...: zero when only 0s and a dot.
+        let refused = parts.any(|param| {
+            let param = param.trim();
+            param
+                .strip_prefix("q=")
+                .or_else(|| param.strip_prefix("Q="))
+                .is_some_and(|q| !q.is_empty() && q.bytes().all(|b| b == b'0' || b == b'.'))
+        });
+        if coding.eq_ignore_ascii_case("br") {
+            return !refused;
+        }
+        if coding == "*" && !refused {
+            wildcard = true;
+        }
+    }
+    wildcard
 }
 
 /// What a path found in the directory.
@@ -303,7 +374,7 @@ mod tests {
     }
 
     async fn get(site: &StaticSite, path: &str) -> (StatusCode, http::HeaderMap, String) {
-        let response = site.serve(path, path, None).await;
+        let response = site.serve(path, path, None, false).await;
         let status = response.status();
         let headers = response.headers().clone();
         let body = response.into_body().collect().await.unwrap().to_bytes();
@@ -438,7 +509,7 @@ mod tests {
         for path in ["/manifest.json", "/"] {
             let (_, headers, _) = get(&site, path).await;
             let etag = headers[header::ETAG].clone();
-            let response = site.serve(path, path, Some(&etag)).await;
+            let response = site.serve(path, path, Some(&etag), false).await;
             assert_eq!(response.status(), StatusCode::NOT_MODIFIED, "{path}");
         }
     }
@@ -491,5 +562,64 @@ mod tests {
         assert!(!is_content_hashed("logo.svg"));
         assert!(!is_content_hashed("my-logo.svg"));
         assert!(!is_content_hashed("index-short.js"));
+    }
+
+    #[test]
+    fn brotli_is_accepted_as_rfc_9110_weighs_it() {
+        let accepts = |value: &'static str| accepts_brotli(Some(&HeaderValue::from_static(value)));
+        assert!(accepts("gzip, deflate, br, zstd"));
+        assert!(accepts("BR"));
+        assert!(accepts("br;q=0.5"));
+        assert!(accepts("*"));
+        assert!(accepts("gzip, *;q=0.1"));
+        assert!(!accepts("br;q=0"));
+        assert!(!accepts("br; q=0.000"));
+        assert!(!accepts("*, br;q=0"));
+        assert!(!accepts("br;q=0, *"));
+        assert!(!accepts("*;q=0"));
+        assert!(!accepts("gzip, deflate"));
+        assert!(!accepts(""));
+        assert!(!accepts_brotli(None));
+    }
+
+    #[tokio::test]
+    async fn brotli_sidecars_go_to_browsers_that_accept_them() {
+        let dir = site_dir();
+        let js = "assets/index-BjQ3x9aF.js";
+        // Stand-in bytes: only the choice of file is under test.
+        std::fs::write(dir.path().join(format!("{js}.br")), "BROTLI").unwrap();
+        std::fs::write(dir.path().join("index.html.br"), "STALE").unwrap();
+        let site = StaticSite::load(dir.path(), "").unwrap();
+        let path = format!("/{js}");
+
+        let response = site.serve(&path, &path, None, true).await;
+        assert_eq!(response.headers()[header::CONTENT_ENCODING], "br");
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "text/javascript; charset=utf-8"
+        );
+        assert_eq!(response.headers()[header::VARY], "accept-encoding");
+        let br_etag = response.headers()[header::ETAG].clone();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"BROTLI");
+
+        let plain = site.serve(&path, &path, None, false).await;
+        assert!(!plain.headers().contains_key(header::CONTENT_ENCODING));
+        assert_eq!(plain.headers()[header::VARY], "accept-encoding");
+        assert_ne!(plain.headers()[header::ETAG], br_etag);
+
+        // No sidecar: the original, whatever the browser accepts.
+        let css = site
+            .serve("/assets/index-Cq8Zt0Pe.css", "/x", None, true)
+            .await;
+        assert!(!css.headers().contains_key(header::CONTENT_ENCODING));
+        // index.html is rewritten, so a sidecar of it is never used.
+        for page in ["/", "/index.html", "/auth"] {
+            let response = site.serve(page, page, None, true).await;
+            assert!(
+                !response.headers().contains_key(header::CONTENT_ENCODING),
+                "{page}"
+            );
+        }
     }
 }
