@@ -516,6 +516,35 @@ async fn two_replicas_share_the_session_key() {
         .login_at_idp(&first, CLUSTER, TestUser::Alice)
         .await
         .unwrap();
+    // A replica with another session key cannot open the login state: a
+    // clear page, and the code is not spent.
+    let other_key = ServerProcess::start(
+        ServerOptions::new(free_port())
+            .name("headlamp-server-other-key")
+            .arg(format!("-kubeconfig={}", bed.kubeconfig.display()))
+            .arg(format!("-oidc-idp-issuer-url={}", bed.idp.issuer()))
+            .arg(format!("-oidc-client-id={}", bed.idp.client_id()))
+            .arg(format!("-oidc-client-secret={}", bed.idp.client_secret())),
+    )
+    .await
+    .unwrap();
+    let mut on_other = callback.clone();
+    on_other.set_port(Some(other_key.port())).unwrap();
+    // (A copy of the browser: every callback answer clears the single-use
+    // login cookie, also a refusal.)
+    let refused = browser.clone().get(on_other.as_str()).await.unwrap();
+    assert_eq!(
+        refused.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        refused.excerpt()
+    );
+    assert!(
+        refused.text().contains("different session key"),
+        "{}",
+        refused.text()
+    );
+
     // Same callback, sent to the other replica (cookies are per host, not
     // per port, RFC 6265 section 8.5, so the login-state cookie goes along).
     let mut on_second = callback.clone();
@@ -962,4 +991,63 @@ async fn behind_a_tls_proxy_the_cookies_are_secure() {
         cookies.iter().all(|c| c.ends_with("; Secure")),
         "{cookies:?}"
     );
+}
+
+/// The IdP is down when the server starts: it starts anyway, `/readyz`
+/// says which issuer is missing, sign-in is a clear 503 page; once the IdP
+/// is up, background discovery makes it ready without a restart.
+#[tokio::test]
+async fn starts_while_the_idp_is_down_and_becomes_ready() {
+    let mut bed = bed(BedOptions::default()).await;
+    bed.idp.stop().await;
+    let server = bed.server().await;
+    let mut browser = ScriptedBrowser::new().unwrap();
+    let ready = browser.get(&server.url("/readyz")).await.unwrap();
+    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        ready
+            .text()
+            .contains(&format!("OIDC discovery for {}", bed.idp.issuer())),
+        "{}",
+        ready.text()
+    );
+    let start = browser
+        .get(&format!("{}?cluster={CLUSTER}", server.url("/oidc")))
+        .await
+        .unwrap();
+    assert_eq!(
+        start.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        start.text()
+    );
+    assert!(
+        start.text().contains("identity provider is unavailable"),
+        "{}",
+        start.text()
+    );
+
+    bed.idp.restart().await.unwrap();
+    // Background discovery retries with backoff (1 s, 2 s, 4 s, ...).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let ready = browser.get(&server.url("/readyz")).await.unwrap();
+        if ready.status == StatusCode::OK {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{}", ready.text());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let callback = browser
+        .sign_in(&server, CLUSTER, TestUser::Alice)
+        .await
+        .unwrap();
+    assert_eq!(
+        callback.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        callback.excerpt()
+    );
+    let ready = browser.get(&server.url("/readyz")).await.unwrap();
+    assert_eq!(ready.status, StatusCode::OK, "{}", ready.text());
 }
