@@ -219,6 +219,12 @@ impl KeySet {
         })?;
         let mut set = KeySet::default();
         for value in raw.keys.into_iter().take(MAX_KEYS) {
+            // A JWK is a JSON object (RFC 7517 section 4); serde would
+            // otherwise read an array positionally.
+            if !value.is_object() {
+                tracing::debug!("skipping a JWK that is not a JSON object");
+                continue;
+            }
             let Ok(jwk) = serde_json::from_value::<RawJwk>(value) else {
                 tracing::debug!("skipping a JWK that is not a JSON object with a string \"kty\"");
                 continue;

@@ -368,6 +368,7 @@ fn key_set_parsing_keeps_only_usable_signature_keys() {
         {"kty": "RSA", "kid": "hs-alg", "alg": "HS256", "n": good["n"], "e": good["e"]},
         {"kty": "RSA", "kid": "no-verify", "key_ops": ["encrypt"], "n": good["n"], "e": good["e"]},
         {"kty": "PQ", "kid": "future"},
+        ["RSA", null, null, null, "array", null, good["n"], good["e"]],
         "not an object",
     ]});
     let set = KeySet::from_jwks_json(doc.to_string().as_bytes()).unwrap();
