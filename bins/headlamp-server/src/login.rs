@@ -10,7 +10,7 @@ use headlamp_oidc::{CallbackParams, LoginCookie, OidcError};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Response, StatusCode, Uri};
 
-use crate::cookies::{self, CookieScope};
+use crate::cookies;
 use crate::respond::{self, Body};
 use crate::state::{App, ClusterOidc};
 
@@ -139,12 +139,10 @@ async fn finish(
             return error_page(&error);
         }
     };
-    let scope = CookieScope::new(
-        &cluster,
-        &app.config.base_url,
-        cookies::is_secure(headers, tls),
-        app.config.session.ttl,
-    );
+    let Some(scope) = app.cookie_scope(&cluster, cookies::is_secure(headers, tls)) else {
+        app.metrics.login("failed");
+        return error_page(&OidcError::UnknownCluster { cluster });
+    };
     // The callback's path is not below the cluster's cookie path, so the
     // request carries none of its chunk cookies: clear later chunks blind.
     let mut set_cookies = scope.set_token_blind(tokens.api_server_token().expose());

@@ -169,17 +169,14 @@ where
     let name = name.into_owned();
     tracing::Span::current().record("cluster", name.as_str());
     let client = oidc.client().cloned();
-    let scope = CookieScope::new(
-        &name,
-        &app.config.base_url,
-        cookies::is_secure(request.headers(), tls),
-        app.config.session.ttl,
-    );
+    let Some(scope) = app.cookie_scope(&name, cookies::is_secure(request.headers(), tls)) else {
+        return ("proxy", None, respond::not_found(request.uri().path()));
+    };
     let method = request.method().clone();
     match sub {
         Some("set-token") => {
             let response = if method == Method::POST {
-                set_token(request, &scope).await
+                set_token(request, scope).await
             } else {
                 respond::method_not_allowed(&method, request.uri().path(), "POST")
             };
@@ -187,7 +184,7 @@ where
         }
         Some("me") if method == Method::GET => {
             let response =
-                match session::check(app, &name, client.as_ref(), &scope, request.headers(), true)
+                match session::check(app, &name, client.as_ref(), scope, request.headers(), true)
                     .await
                 {
                     Session::Ended(response) => response,
@@ -202,7 +199,7 @@ where
             ("me", Some(name), response)
         }
         _ => {
-            let response = proxy(app, request, &name, client.as_ref(), &scope).await;
+            let response = proxy(app, request, &name, client.as_ref(), scope).await;
             ("proxy", Some(name), response)
         }
     }

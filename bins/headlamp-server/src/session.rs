@@ -355,6 +355,8 @@ pub(crate) async fn me(
         username,
         email: text("email").unwrap_or_default().to_owned(),
         groups,
+        // Headlamp fills this from its -me-user-info-url flag (empty by
+        // default); no such flag exists here, so it is always empty.
         user_info_url: String::new(),
     };
     let mut response = respond::json(StatusCode::OK, &me);

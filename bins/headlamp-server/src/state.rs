@@ -29,6 +29,7 @@ use headlamp_proxy::{ClusterInfo, ClusterSources, InClusterConfig, KubeProxy, Ku
 use headlamp_proxy::{ClusterSource, ProxyMode};
 use http_body_util::combinators::BoxBody;
 
+use crate::cookies::CookieScope;
 use crate::frontend::Frontend;
 use crate::metrics::Metrics;
 use crate::respond::BoxError;
@@ -81,6 +82,9 @@ pub(crate) struct App {
     pub(crate) proxy: Proxy,
     /// Each cluster's sign-in configuration, by cluster name.
     pub(crate) oidc: HashMap<String, ClusterOidc>,
+    /// Each cluster's cookie names and attributes, for plain-http and for
+    /// https requests (built once: the hot path only looks them up).
+    cookie_scopes: HashMap<String, [CookieScope; 2]>,
     /// Discovery, keys and sealing for every issuer.
     pub(crate) registry: OidcRegistry,
     /// `-oidc-callback-url`, parsed; `None` = derived per request.
@@ -206,8 +210,19 @@ impl App {
             })
             .transpose()?;
 
+        let cookie_scopes = proxy
+            .clusters()
+            .map(|c| {
+                let scope = |secure| {
+                    CookieScope::new(&c.name, &config.base_url, secure, config.session.ttl)
+                };
+                (c.name.clone(), [scope(false), scope(true)])
+            })
+            .collect();
+
         Ok(Self {
             refresher: Refresher::new(Arc::clone(&metrics)),
+            cookie_scopes,
             config,
             frontend,
             proxy,
@@ -217,6 +232,13 @@ impl App {
             metrics,
             clock,
         })
+    }
+
+    /// The cookies of a configured cluster, `Secure` or not.
+    pub(crate) fn cookie_scope(&self, name: &str, secure: bool) -> Option<&CookieScope> {
+        self.cookie_scopes
+            .get(name)
+            .map(|[plain, https]| if secure { https } else { plain })
     }
 
     /// A configured cluster and its sign-in settings.
