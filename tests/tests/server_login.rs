@@ -1051,3 +1051,95 @@ async fn starts_while_the_idp_is_down_and_becomes_ready() {
     let ready = browser.get(&server.url("/readyz")).await.unwrap();
     assert_eq!(ready.status, StatusCode::OK, "{}", ready.text());
 }
+
+/// No global `-oidc-*` flags: a kubeconfig context whose user has an
+/// `auth-provider: oidc` config signs in with those settings (as Headlamp
+/// reads them); a context without one has no sign-in.
+#[tokio::test]
+async fn a_kubeconfig_auth_provider_configures_sign_in() {
+    use headlamp_test_util::kubeconfig::{KubeCluster, Kubeconfig, OidcAuthProvider};
+
+    let port = free_port();
+    let idp = TestIdp::start(TestIdpOptions::new(callback_url_for(port, "")))
+        .await
+        .unwrap();
+    let api = TestApiServer::start(ApiServerOptions::with_oidc(
+        OidcOptions::new(idp.issuer(), idp.client_id()).username_claim("preferred_username"),
+    ))
+    .await
+    .unwrap();
+    let mut provider = OidcAuthProvider::default();
+    provider.client_id = idp.client_id().to_owned();
+    provider.client_secret = Some(idp.client_secret().to_owned());
+    provider.idp_issuer_url = idp.issuer().to_owned();
+    provider
+        .extra
+        .insert("scope".to_owned(), "profile,email,groups".to_owned());
+    let cluster = KubeCluster {
+        server: api.url(),
+        ca_pem: Some(api.ca_pem().to_owned()),
+        insecure_skip_tls_verify: false,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    Kubeconfig::new()
+        .cluster("testbed", cluster)
+        .user("sso", KubeUser::Oidc(provider))
+        .user("static", KubeUser::Token("unused".to_owned()))
+        .context("sso", "testbed", "sso", None)
+        .context("static", "testbed", "static", None)
+        .current_context("sso")
+        .write(&kubeconfig)
+        .unwrap();
+    let server = ServerProcess::start(
+        ServerOptions::new(port).arg(format!("-kubeconfig={}", kubeconfig.display())),
+    )
+    .await
+    .unwrap();
+    let mut browser = ScriptedBrowser::new().unwrap();
+    let config = json_body(&browser.get(&server.url("/config")).await.unwrap());
+    let auth_type = |name: &str| {
+        config["clusters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap()["auth_type"]
+            .clone()
+    };
+    assert_eq!(auth_type("sso"), "oidc", "{config}");
+    assert_eq!(auth_type("static"), "", "{config}");
+
+    let callback = browser
+        .sign_in(&server, "sso", TestUser::Alice)
+        .await
+        .unwrap();
+    assert_eq!(
+        callback.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        callback.excerpt()
+    );
+    let me = json_body(&browser.get(&server.url("/clusters/sso/me")).await.unwrap());
+    assert_eq!(me["username"], "alice");
+    assert_eq!(me["groups"], json!(["dev", "ops"]));
+    let review = browser
+        .post_json(
+            &server.url("/clusters/sso/apis/authentication.k8s.io/v1/selfsubjectreviews"),
+            &json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(review_user(&review).0, "alice");
+
+    let none = browser
+        .get(&format!("{}?cluster=static", server.url("/oidc")))
+        .await
+        .unwrap();
+    assert_eq!(none.status, StatusCode::BAD_REQUEST);
+    assert!(
+        none.text().contains("has no OpenID Connect settings"),
+        "{}",
+        none.text()
+    );
+}
