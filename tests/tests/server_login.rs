@@ -1068,13 +1068,13 @@ async fn a_kubeconfig_auth_provider_configures_sign_in() {
     ))
     .await
     .unwrap();
-    let mut provider = OidcAuthProvider::default();
-    provider.client_id = idp.client_id().to_owned();
-    provider.client_secret = Some(idp.client_secret().to_owned());
-    provider.idp_issuer_url = idp.issuer().to_owned();
-    provider
-        .extra
-        .insert("scope".to_owned(), "profile,email,groups".to_owned());
+    let provider = OidcAuthProvider {
+        client_id: idp.client_id().to_owned(),
+        client_secret: Some(idp.client_secret().to_owned()),
+        idp_issuer_url: idp.issuer().to_owned(),
+        extra: [("scope".to_owned(), "profile,email,groups".to_owned())].into(),
+        ..OidcAuthProvider::default()
+    };
     let cluster = KubeCluster {
         server: api.url(),
         ca_pem: Some(api.ca_pem().to_owned()),
