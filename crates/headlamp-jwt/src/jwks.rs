@@ -1,5 +1,6 @@
 //! Parsed JWK sets ([RFC 7517](https://www.rfc-editor.org/rfc/rfc7517)).
 
+use aws_lc_rs::signature::{self as lc, ParsedPublicKey, RsaPublicKeyComponents};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::DecodingKey;
@@ -28,10 +29,26 @@ pub(crate) struct VerificationKey {
     /// The key's own `alg`, when it names one (RFC 7517 section 4.4).
     pub(crate) alg: Option<String>,
     pub(crate) kind: KeyKind,
+    /// For a crypto provider the embedder installed in jsonwebtoken.
     pub(crate) decoding: DecodingKey,
+    /// The same key parsed once by aws-lc-rs, one entry per algorithm it
+    /// may verify. jsonwebtoken's aws-lc-rs provider rebuilds the public
+    /// key from `n`/`e` (or the EC point) on every verification, about
+    /// 4 µs of a 2048-bit RSA verify (docs/benchmarks.md); parsing it here,
+    /// once per key set, leaves only the signature check per token. The
+    /// parameters are exactly the ones that provider uses (see
+    /// [`lc_params`]), so the checks are the same.
+    pub(crate) parsed: Vec<(SigningAlgorithm, ParsedPublicKey)>,
 }
 
 impl VerificationKey {
+    /// The key parsed for `alg`, when it was parsed for it.
+    pub(crate) fn parsed_for(&self, alg: SigningAlgorithm) -> Option<&ParsedPublicKey> {
+        self.parsed
+            .iter()
+            .find_map(|(a, key)| (*a == alg).then_some(key))
+    }
+
     /// Why this key cannot verify `alg` signatures, if it cannot.
     pub(crate) fn unfit_for(&self, alg: SigningAlgorithm) -> Option<&'static str> {
         if self.kind != alg.key_kind() {
@@ -112,19 +129,45 @@ struct RawJwk {
     y: Option<String>,
 }
 
-fn b64_len(field: &'static str, value: Option<&str>) -> Result<usize, &'static str> {
-    let value = value.ok_or(field)?;
+/// The aws-lc-rs verification parameters jsonwebtoken 12's `aws_lc`
+/// provider uses for each algorithm (its `crypto/aws_lc/{rsa,ecdsa,eddsa}.rs`):
+/// RSA moduli from 2048 to 8192 bits, fixed-length (r || s) ECDSA
+/// signatures (RFC 7518 section 3.4).
+fn lc_params(alg: SigningAlgorithm) -> &'static lc::RsaParameters {
+    match alg {
+        SigningAlgorithm::RS384 => &lc::RSA_PKCS1_2048_8192_SHA384,
+        SigningAlgorithm::RS512 => &lc::RSA_PKCS1_2048_8192_SHA512,
+        SigningAlgorithm::PS256 => &lc::RSA_PSS_2048_8192_SHA256,
+        SigningAlgorithm::PS384 => &lc::RSA_PSS_2048_8192_SHA384,
+        SigningAlgorithm::PS512 => &lc::RSA_PSS_2048_8192_SHA512,
+        _ => &lc::RSA_PKCS1_2048_8192_SHA256,
+    }
+}
+
+fn b64(value: Option<&str>, missing: &'static str) -> Result<Vec<u8>, &'static str> {
     URL_SAFE_NO_PAD
-        .decode(value)
-        .map(|bytes| {
-            // A leading zero octet is not part of the magnitude (RFC 7518
-            // section 6.3.1.1 forbids it, some IdPs send it anyway).
-            bytes.iter().skip_while(|b| **b == 0).count()
-        })
+        .decode(value.ok_or(missing)?)
         .map_err(|_| "a key member is not base64url")
 }
 
-fn convert(jwk: &RawJwk) -> Result<(KeyKind, DecodingKey), &'static str> {
+/// The algorithms a key of `kind` may verify: the key's own `alg` when it
+/// names one (checked to fit the kind by [`VerificationKey::unfit_for`]
+/// at selection time), else every algorithm of its kind.
+fn algorithms_for(kind: KeyKind, key_alg: Option<&str>) -> Vec<SigningAlgorithm> {
+    SigningAlgorithm::ALL
+        .into_iter()
+        .filter(|a| a.key_kind() == kind)
+        .filter(|a| key_alg.is_none_or(|k| k == a.as_str()))
+        .collect()
+}
+
+type Converted = (
+    KeyKind,
+    DecodingKey,
+    Vec<(SigningAlgorithm, ParsedPublicKey)>,
+);
+
+fn convert(jwk: &RawJwk) -> Result<Converted, &'static str> {
     if let Some(use_) = &jwk.use_
         && use_ != "sig"
     {
@@ -140,57 +183,78 @@ fn convert(jwk: &RawJwk) -> Result<(KeyKind, DecodingKey), &'static str> {
     {
         return Err("its \"alg\" is not an allowed signature algorithm");
     }
+    let key_alg = jwk.alg.as_deref();
     match (jwk.kty.as_str(), jwk.crv.as_deref()) {
         ("RSA", _) => {
-            let n_len = b64_len("the RSA key has no \"n\"", jwk.n.as_deref())?;
-            b64_len("the RSA key has no \"e\"", jwk.e.as_deref())?;
-            if n_len < MIN_RSA_MODULUS_BYTES {
+            let n = b64(jwk.n.as_deref(), "the RSA key has no \"n\"")?;
+            let e = b64(jwk.e.as_deref(), "the RSA key has no \"e\"")?;
+            // A leading zero octet is not part of the magnitude (RFC 7518
+            // section 6.3.1.1 forbids it, some IdPs send it anyway).
+            let strip = |v: &[u8]| v.iter().position(|b| *b != 0).unwrap_or(v.len());
+            let (n_mag, e_mag) = (&n[strip(&n)..], &e[strip(&e)..]);
+            if n_mag.len() < MIN_RSA_MODULUS_BYTES {
                 return Err("its RSA modulus is shorter than 2048 bits");
             }
-            let (Some(n), Some(e)) = (&jwk.n, &jwk.e) else {
-                return Err("the RSA key lacks \"n\" or \"e\"");
-            };
-            DecodingKey::from_rsa_components(n, e)
-                .map(|k| (KeyKind::Rsa, k))
-                .map_err(|_| "its RSA members are invalid")
+            let decoding = DecodingKey::from_rsa_raw_components(&n, &e);
+            let components = RsaPublicKeyComponents { n: n_mag, e: e_mag };
+            let parsed = algorithms_for(KeyKind::Rsa, key_alg)
+                .into_iter()
+                .map(|alg| {
+                    components
+                        .to_parsed_public_key(lc_params(alg))
+                        .map(|key| (alg, key))
+                })
+                .collect::<Result<_, _>>()
+                .map_err(|_| "its RSA members are invalid")?;
+            Ok((KeyKind::Rsa, decoding, parsed))
         }
         ("EC", Some(crv @ ("P-256" | "P-384"))) => {
-            let (kind, size) = if crv == "P-256" {
-                (KeyKind::EcP256, 32)
+            let (kind, size, params) = if crv == "P-256" {
+                (KeyKind::EcP256, 32, &lc::ECDSA_P256_SHA256_FIXED)
             } else {
-                (KeyKind::EcP384, 48)
+                (KeyKind::EcP384, 48, &lc::ECDSA_P384_SHA384_FIXED)
             };
             // Coordinates are fixed-length octet strings (RFC 7518
             // section 6.2.1.2); anything else is not a point on the curve.
-            let x = URL_SAFE_NO_PAD
-                .decode(jwk.x.as_deref().ok_or("the EC key has no \"x\"")?)
-                .map_err(|_| "a key member is not base64url")?;
-            let y = URL_SAFE_NO_PAD
-                .decode(jwk.y.as_deref().ok_or("the EC key has no \"y\"")?)
-                .map_err(|_| "a key member is not base64url")?;
+            let x = b64(jwk.x.as_deref(), "the EC key has no \"x\"")?;
+            let y = b64(jwk.y.as_deref(), "the EC key has no \"y\"")?;
             if x.len() != size || y.len() != size {
                 return Err("its EC coordinates have the wrong length for the curve");
             }
+            // The uncompressed point (SEC 1 section 2.3.3), as jsonwebtoken
+            // builds it in `DecodingKey::from_ec_components`.
+            let mut point = Vec::with_capacity(1 + 2 * size);
+            point.push(0x04);
+            point.extend_from_slice(&x);
+            point.extend_from_slice(&y);
+            let parsed = ParsedPublicKey::new(params, &point)
+                .map_err(|_| "its EC point is not on the curve")?;
+            let alg = if kind == KeyKind::EcP256 {
+                SigningAlgorithm::ES256
+            } else {
+                SigningAlgorithm::ES384
+            };
             let (Some(x), Some(y)) = (&jwk.x, &jwk.y) else {
                 return Err("the EC key lacks \"x\" or \"y\"");
             };
-            DecodingKey::from_ec_components(x, y)
-                .map(|k| (kind, k))
-                .map_err(|_| "its EC members are invalid")
+            let decoding =
+                DecodingKey::from_ec_components(x, y).map_err(|_| "its EC members are invalid")?;
+            Ok((kind, decoding, vec![(alg, parsed)]))
         }
         ("EC", _) => Err("its curve is not P-256 or P-384"),
         ("OKP", Some("Ed25519")) => {
-            let x = jwk.x.as_deref().ok_or("the OKP key has no \"x\"")?;
-            let len = URL_SAFE_NO_PAD
-                .decode(x)
-                .map_err(|_| "a key member is not base64url")?
-                .len();
-            if len != 32 {
+            let x = b64(jwk.x.as_deref(), "the OKP key has no \"x\"")?;
+            if x.len() != 32 {
                 return Err("its Ed25519 public key is not 32 bytes");
             }
-            DecodingKey::from_ed_components(x)
-                .map(|k| (KeyKind::Ed25519, k))
-                .map_err(|_| "its OKP members are invalid")
+            let parsed = ParsedPublicKey::new(&lc::ED25519, &x)
+                .map_err(|_| "its OKP members are invalid")?;
+            let decoding = DecodingKey::from_ed_der(&x);
+            Ok((
+                KeyKind::Ed25519,
+                decoding,
+                vec![(SigningAlgorithm::EdDSA, parsed)],
+            ))
         }
         ("OKP", _) => Err("its curve is not Ed25519"),
         ("oct", _) => Err("it is a symmetric key, never used with public key sets"),
@@ -230,11 +294,12 @@ impl KeySet {
                 continue;
             };
             match convert(&jwk) {
-                Ok((kind, decoding)) => set.keys.push(VerificationKey {
+                Ok((kind, decoding, parsed)) => set.keys.push(VerificationKey {
                     kid: jwk.kid,
                     alg: jwk.alg,
                     kind,
                     decoding,
+                    parsed,
                 }),
                 Err(reason) => {
                     tracing::debug!(kid = ?jwk.kid, reason, "skipping unusable JWK");

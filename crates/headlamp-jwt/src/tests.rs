@@ -364,6 +364,8 @@ fn key_set_parsing_keeps_only_usable_signature_keys() {
         {"kty": "RSA", "kid": "small", "n": b64([0xffu8; 128]), "e": "AQAB"},
         {"kty": "EC", "kid": "p521", "crv": "P-521", "x": b64([1u8; 66]), "y": b64([1u8; 66])},
         {"kty": "EC", "kid": "short", "crv": "P-256", "x": b64([1u8; 31]), "y": b64([1u8; 32])},
+        {"kty": "EC", "kid": "off-curve", "crv": "P-256", "x": b64([1u8; 32]), "y": b64([1u8; 32])},
+        {"kty": "RSA", "kid": "no-exponent", "n": good["n"], "e": ""},
         {"kty": "OKP", "kid": "x25519", "crv": "X25519", "x": b64([1u8; 32])},
         {"kty": "RSA", "kid": "hs-alg", "alg": "HS256", "n": good["n"], "e": good["e"]},
         {"kty": "RSA", "kid": "no-verify", "key_ops": ["encrypt"], "n": good["n"], "e": good["e"]},
@@ -380,6 +382,8 @@ fn key_set_parsing_keeps_only_usable_signature_keys() {
         "small",
         "p521",
         "short",
+        "off-curve",
+        "no-exponent",
         "x25519",
         "hs-alg",
         "no-verify",
@@ -404,6 +408,33 @@ fn key_set_parsing_keeps_only_usable_signature_keys() {
         assert!(matches!(err, JwtError::InvalidKeySet { .. }), "{err:?}");
         assert!(err.is_unavailable());
     }
+}
+
+#[test]
+fn rsa_modulus_with_a_leading_zero_octet_still_verifies() {
+    // RFC 7518 section 6.3.1.1 forbids the zero octet, some IdPs send it;
+    // the integer is the same, so the key must verify (aws-lc-rs itself
+    // refuses the zero when the key is parsed at load).
+    use base64::Engine as _;
+    let idp = idp();
+    let mut jwk = idp.rsa.jwk();
+    let mut n = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(jwk["n"].as_str().unwrap())
+        .unwrap();
+    n.insert(0, 0);
+    jwk["n"] = json!(b64(n));
+    let set = KeySet::from_jwks_json(json!({"keys": [jwk]}).to_string().as_bytes()).unwrap();
+    let v = Validator::new(idp.policy(), idp.clock.clone());
+    v.validate(&idp.token(), &set).unwrap();
+    let token = idp.token();
+    // The last character of a 2048-bit signature carries 2 bits; 'A' and
+    // 'Q' both keep the unused bits zero, so the result is valid base64url.
+    let last = if token.ends_with('A') { 'Q' } else { 'A' };
+    let tampered = format!("{}{last}", &token[..token.len() - 1]);
+    assert!(matches!(
+        v.validate(&tampered, &set),
+        Err(JwtError::BadSignature)
+    ));
 }
 
 #[test]

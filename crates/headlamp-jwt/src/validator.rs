@@ -223,13 +223,19 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn provider() -> &'static CryptoProvider {
-    // A process-wide provider installed by the embedder wins. Without one,
-    // jsonwebtoken picks from its features, and panics when both
-    // providers are compiled in (feature unification can do that), so
-    // fall back to aws-lc-rs explicitly rather than ever reaching it.
-    // See docs/adr/0001-crypto-providers.md.
-    CryptoProvider::try_get_default().unwrap_or(&jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER)
+/// The jsonwebtoken crypto provider the embedder installed, if it is not
+/// jsonwebtoken's own aws-lc-rs provider.
+///
+/// Without one, signatures are verified with the aws-lc-rs keys parsed
+/// when the key set was loaded: the same library and parameters as
+/// jsonwebtoken's `aws_lc` provider, without rebuilding the public key
+/// per token. jsonwebtoken picks a default from its features, and panics
+/// when both providers are compiled in (feature unification can do that);
+/// that case also lands here, on aws-lc-rs, never on the panic.
+/// See docs/adr/0001-crypto-providers.md.
+fn installed_provider() -> Option<&'static CryptoProvider> {
+    CryptoProvider::try_get_default()
+        .filter(|p| !std::ptr::eq(*p, &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER))
 }
 
 /// Verifies compact JWS tokens against a key set under a [`ValidationPolicy`].
@@ -373,8 +379,17 @@ impl Validator {
     }
 
     fn check_signature(&self, token: &ParsedToken<'_>, key: &VerificationKey) -> bool {
+        let Some(provider) = installed_provider() else {
+            // Candidates passed `unfit_for`, so the key was parsed for
+            // this algorithm; a key that was not cannot verify it.
+            return key.parsed_for(token.alg).is_some_and(|parsed| {
+                parsed
+                    .verify_sig(token.signing_input.as_bytes(), &token.signature)
+                    .is_ok()
+            });
+        };
         let alg = token.alg.to_jsonwebtoken();
-        match (provider().verifier_factory)(&alg, &key.decoding) {
+        match (provider.verifier_factory)(&alg, &key.decoding) {
             Ok(verifier) => verifier
                 .verify(token.signing_input.as_bytes(), &token.signature)
                 .is_ok(),
