@@ -714,6 +714,17 @@ async fn impersonate_mode_acts_as_the_verified_user() {
         refused.excerpt()
     );
     assert!(bed.api_requests("/selfsubjectreviews").is_empty());
+    let metrics = browser.get(&server.url("/metrics")).await.unwrap().text();
+    assert!(
+        metrics.contains(&format!(
+            "headlamp_proxy_failures_total{{cluster=\"{CLUSTER}\""
+        )),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"headlamp_token_validations_total{result="accepted",reason=""}"#),
+        "{metrics}"
+    );
 }
 
 /// Seconds until `exp - 9`: inside the 10-second refresh window.

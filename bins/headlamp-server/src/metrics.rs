@@ -36,6 +36,13 @@ struct OutcomeLabels {
     outcome: &'static str,
 }
 
+/// Labels of a failure the proxy answered itself.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProxyFailureLabels {
+    cluster: String,
+    reason: &'static str,
+}
+
 /// Labels of a token validation.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ValidationLabels {
@@ -59,6 +66,7 @@ pub(crate) struct Metrics {
     validations: Family<ValidationLabels, Counter>,
     logins: Family<OutcomeLabels, Counter>,
     refreshes: Family<OutcomeLabels, Counter>,
+    proxy_failures: Family<ProxyFailureLabels, Counter>,
 }
 
 impl Metrics {
@@ -95,8 +103,16 @@ impl Metrics {
             "Token refreshes with the sealed refresh token, by outcome",
             refreshes.clone(),
         );
+        let proxy_failures = Family::<ProxyFailureLabels, Counter>::default();
+        registry.register(
+            "proxy_failures",
+            "Requests the proxy answered itself (API server unreachable, TLS, timeout, refused \
+             token...), by cluster and reason",
+            proxy_failures.clone(),
+        );
         Self {
             registry,
+            proxy_failures,
             requests,
             latency,
             validations,
@@ -149,6 +165,16 @@ impl Metrics {
             .inc();
     }
 
+    /// Records a failure the proxy answered itself (its `metric_label`).
+    pub(crate) fn proxy_failure(&self, cluster: &str, reason: &'static str) {
+        self.proxy_failures
+            .get_or_create(&ProxyFailureLabels {
+                cluster: cluster.to_owned(),
+                reason,
+            })
+            .inc();
+    }
+
     /// The OpenMetrics text exposition.
     pub(crate) fn encode(&self) -> Result<String, std::fmt::Error> {
         let mut text = String::new();
@@ -169,6 +195,7 @@ mod tests {
         metrics.validation(Ok(()));
         metrics.login("success");
         metrics.refresh("session_over");
+        metrics.proxy_failure("kind", "connect");
         let text = metrics.encode().unwrap();
         assert!(
             text.contains(
@@ -190,6 +217,10 @@ mod tests {
         );
         assert!(text.contains(r#"headlamp_oidc_logins_total{outcome="success"} 1"#));
         assert!(text.contains(r#"headlamp_oidc_token_refreshes_total{outcome="session_over"} 1"#));
+        assert!(
+            text.contains(r#"headlamp_proxy_failures_total{cluster="kind",reason="connect"} 1"#),
+            "{text}"
+        );
         assert!(text.ends_with("# EOF\n"), "{text}");
     }
 }

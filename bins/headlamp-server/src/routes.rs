@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use headlamp_core::Status;
-use headlamp_proxy::ResolvedToken;
+use headlamp_proxy::{ProxyFailure, ResolvedToken};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
@@ -239,6 +239,9 @@ where
         Ok(response) => response.map(|body| body.map_err(BoxError::from).boxed_unsync()),
         Err(never) => match never {},
     };
+    if let Some(failure) = response.extensions().get::<ProxyFailure>() {
+        app.metrics.proxy_failure(name, failure.label);
+    }
     respond::append_cookies(&mut response, set_cookies);
     response
 }
