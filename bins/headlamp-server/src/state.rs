@@ -269,6 +269,7 @@ fn cluster_sources(config: &Config) -> ClusterSources {
         in_cluster: clusters
             .in_cluster
             .then(|| InClusterConfig::from_env(clusters.in_cluster_context_name.clone())),
+        insecure_skip_tls_verify: clusters.insecure_skip_tls_verify,
     }
 }
 

@@ -216,6 +216,10 @@ pub struct ClusterSources {
     pub skipped_contexts: Vec<String>,
     /// The in-cluster configuration (`-in-cluster`).
     pub in_cluster: Option<InClusterConfig>,
+    /// Do not verify any API server's TLS certificate (Headlamp's
+    /// `-insecure-ssl`), whatever the kubeconfig says. Only for throwaway
+    /// clusters: anyone on the network path can then read every token.
+    pub insecure_skip_tls_verify: bool,
 }
 
 /// Whose credentials a cluster has (used only in impersonate mode).
@@ -277,6 +281,18 @@ pub(crate) async fn load(sources: &ClusterSources) -> Result<Vec<ClusterSpec>, P
         }
         first
     });
+    if sources.insecure_skip_tls_verify {
+        tracing::warn!(
+            "-insecure-ssl is set: no API server's TLS certificate is verified, so anyone on the \
+             network path can impersonate the API server and read every token sent to it"
+        );
+        for connection in clusters
+            .iter_mut()
+            .filter_map(|c| c.connection.as_mut().ok())
+        {
+            connection.insecure_skip_tls_verify = true;
+        }
+    }
     Ok(clusters)
 }
 
@@ -481,6 +497,7 @@ contexts:
             kubeconfig: Some(files),
             skipped_contexts: vec!["hidden".into()],
             in_cluster: None,
+            insecure_skip_tls_verify: false,
         };
         let clusters = load(&sources).await.unwrap();
         let names: Vec<_> = clusters.iter().map(|c| c.info.name.as_str()).collect();
@@ -572,5 +589,39 @@ contexts:
         missing.service_host = None;
         let spec = load_in_cluster(&missing);
         assert!(spec.info.error.unwrap().contains("KUBERNETES_SERVICE_HOST"));
+    }
+
+    #[tokio::test]
+    async fn insecure_ssl_turns_off_verification_for_every_cluster() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let ca = rcgen::CertificateParams::new(vec!["kubernetes.default.svc".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let ca_file = write(dir.path(), "ca.crt", &ca.pem());
+        let config =
+            InClusterConfig::new("main", "127.0.0.1", 443, dir.path().join("token"), ca_file);
+        let mut sources = ClusterSources {
+            in_cluster: Some(config),
+            ..Default::default()
+        };
+        let verified = load(&sources).await.unwrap();
+        assert!(
+            !verified[0]
+                .connection
+                .as_ref()
+                .unwrap()
+                .insecure_skip_tls_verify
+        );
+        sources.insecure_skip_tls_verify = true;
+        let insecure = load(&sources).await.unwrap();
+        assert!(
+            insecure[0]
+                .connection
+                .as_ref()
+                .unwrap()
+                .insecure_skip_tls_verify
+        );
     }
 }

@@ -33,7 +33,7 @@
 //! - **Everything the client sent as a credential is taken off** before the
 //!   proxy sets its own: `Authorization`, every `Impersonate-*` (and the
 //!   front-proxy `X-Remote-*` identity headers), our
-//!   cookies (`headlamp-auth*`, `headlamp-login*`, `headlamp-refresh*`),
+//!   cookies (`headlamp-auth*`, `headlamp-oidc*`, `headlamp-login*`, `headlamp-refresh*`),
 //!   the bearer WebSocket subprotocol.
 //! - **Upgrades use an HTTP/1.1-only client**; everything else may use
 //!   HTTP/2 by ALPN. Serve the proxy with hyper's upgrade support.

@@ -22,8 +22,15 @@ pub const BEARER_SUBPROTOCOL_PREFIX: &str = "base64url.bearer.authorization.k8s.
 
 /// Cookie name prefixes that belong to headlamp-auth: the token cookies
 /// (`headlamp-auth-<cluster>.<i>`), the sealed login state and the sealed
-/// refresh token. None of them is for the API server.
-const OUR_COOKIE_PREFIXES: [&str; 3] = ["headlamp-auth", "headlamp-login", "headlamp-refresh"];
+/// refresh token. None of them is for the API server. (`headlamp-oidc` is
+/// headlamp-oidc's login-state cookie, `headlamp-oidc-login-<state>`: it is
+/// scoped to the callback path, but a client can send it anywhere.)
+const OUR_COOKIE_PREFIXES: [&str; 4] = [
+    "headlamp-auth",
+    "headlamp-oidc",
+    "headlamp-login",
+    "headlamp-refresh",
+];
 
 /// The credentials a request arrived with, taken off its headers.
 #[derive(Clone, Default)]
@@ -419,7 +426,7 @@ mod tests {
             ("cookie", "headlamp-auth-kind-kind.2=PART3"),
             (
                 "cookie",
-                "headlamp-auth-kind-kind.4=AFTER-GAP; headlamp-login-state=sealed",
+                "headlamp-auth-kind-kind.4=AFTER-GAP; headlamp-login-state=sealed; headlamp-oidc-login-AAAA=sealed",
             ),
             (
                 "cookie",
