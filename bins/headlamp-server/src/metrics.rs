@@ -6,11 +6,16 @@
 //! `metric_label` constant. Nothing user-controlled becomes a label, so a
 //! client cannot blow up the series count.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
+use headlamp_oidc::OidcRegistry;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -52,6 +57,79 @@ struct ValidationLabels {
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
+/// Labels of an IdP counter: the configured issuer URL (operator-chosen,
+/// so bounded).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct IssuerLabels {
+    issuer: String,
+}
+
+/// Reads headlamp-oidc's per-issuer fetch counters at scrape time, so the
+/// discovery and JWKS fetch paths keep plain atomics and know nothing of
+/// Prometheus. Empty until the server hands it the registry.
+#[derive(Debug, Default)]
+struct IdpCollector {
+    registry: Arc<OnceLock<OidcRegistry>>,
+}
+
+impl Collector for IdpCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let Some(registry) = self.registry.get() else {
+            return Ok(());
+        };
+        let statuses = registry.status();
+        if statuses.is_empty() {
+            return Ok(());
+        }
+        type Pick = fn(&headlamp_oidc::DiscoveryStatus) -> u64;
+        let counters: [(&str, &str, Pick); 4] = [
+            (
+                "idp_discovery_fetches",
+                "Discovery document fetches, by issuer",
+                |s| s.discovery_fetches,
+            ),
+            (
+                "idp_discovery_fetch_failures",
+                "Discovery document fetches that failed, by issuer",
+                |s| s.discovery_failures,
+            ),
+            (
+                "idp_jwks_fetches",
+                "JWKS (signing key set) fetches, by issuer",
+                |s| s.jwks_fetches,
+            ),
+            (
+                "idp_jwks_fetch_failures",
+                "JWKS fetches that failed, by issuer",
+                |s| s.jwks_failures,
+            ),
+        ];
+        for (name, help, pick) in counters {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for status in &statuses {
+                let labels = IssuerLabels {
+                    issuer: status.issuer_url.clone(),
+                };
+                let metric = family.encode_family(&labels)?;
+                ConstCounter::new(pick(status)).encode(metric)?;
+            }
+        }
+        let mut ready = encoder.encode_descriptor(
+            "idp_ready",
+            "1 when the issuer's discovery document is cached (sign-in can start), else 0",
+            None,
+            MetricType::Gauge,
+        )?;
+        for status in &statuses {
+            let labels = IssuerLabels {
+                issuer: status.issuer_url.clone(),
+            };
+            ConstGauge::new(i64::from(status.ready)).encode(ready.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
 fn latency_histogram() -> Histogram {
     // 1 ms to ~33 s: API calls, IdP round trips, long requests.
     Histogram::new(exponential_buckets(0.001, 2.0, 16))
@@ -67,6 +145,7 @@ pub(crate) struct Metrics {
     logins: Family<OutcomeLabels, Counter>,
     refreshes: Family<OutcomeLabels, Counter>,
     proxy_failures: Family<ProxyFailureLabels, Counter>,
+    idp: Arc<OnceLock<OidcRegistry>>,
 }
 
 impl Metrics {
@@ -110,8 +189,13 @@ impl Metrics {
              token...), by cluster and reason",
             proxy_failures.clone(),
         );
+        let idp = Arc::new(OnceLock::new());
+        registry.register_collector(Box::new(IdpCollector {
+            registry: Arc::clone(&idp),
+        }));
         Self {
             registry,
+            idp,
             proxy_failures,
             requests,
             latency,
@@ -175,6 +259,13 @@ impl Metrics {
             .inc();
     }
 
+    /// Exports the discovery and JWKS fetch counters of every issuer the
+    /// registry knows (called once, when the registry exists).
+    pub(crate) fn watch_idp(&self, registry: OidcRegistry) {
+        // A second call keeps the first registry: there is one per process.
+        let _ = self.idp.set(registry);
+    }
+
     /// The OpenMetrics text exposition.
     pub(crate) fn encode(&self) -> Result<String, std::fmt::Error> {
         let mut text = String::new();
@@ -219,6 +310,34 @@ mod tests {
         assert!(text.contains(r#"headlamp_oidc_token_refreshes_total{outcome="session_over"} 1"#));
         assert!(
             text.contains(r#"headlamp_proxy_failures_total{cluster="kind",reason="connect"} 1"#),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn idp_fetch_counters_are_exported_per_issuer() {
+        let metrics = Metrics::new();
+        let text = metrics.encode().unwrap();
+        assert!(!text.contains("idp_"), "no registry yet: {text}");
+
+        let key = headlamp_oidc::SessionKey::from_material(&[7u8; 32]).unwrap();
+        let registry = OidcRegistry::new(key, headlamp_core::SystemClock);
+        // Port 1 on loopback refuses at once: whatever the background
+        // discovery does, it stays on this machine. The issuer's series
+        // exist as soon as the client does.
+        let settings = headlamp_oidc::OidcProviderSettings::new("http://127.0.0.1:1", "headlamp");
+        let _client = registry.client(settings).unwrap();
+        metrics.watch_idp(registry.clone());
+        let text = metrics.encode().unwrap();
+        for line in [
+            r#"headlamp_idp_ready{issuer="http://127.0.0.1:1"} 0"#,
+            r#"headlamp_idp_jwks_fetches_total{issuer="http://127.0.0.1:1"} 0"#,
+        ] {
+            assert!(text.contains(line), "{line} missing from {text}");
+        }
+        assert!(
+            text.contains(r#"headlamp_idp_discovery_fetches_total{issuer="http://127.0.0.1:1"}"#),
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"), "{text}");

@@ -161,6 +161,7 @@ impl App {
             reason: e.to_string(),
         })?;
         let registry = OidcRegistry::new(key, SystemClock);
+        metrics.watch_idp(registry.clone());
 
         let global = config.oidc.as_ref().map(provider_settings);
         let mut oidc = HashMap::new();
