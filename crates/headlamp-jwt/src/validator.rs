@@ -310,12 +310,20 @@ impl Validator {
                 max,
             });
         }
-        let dots = token.bytes().filter(|b| *b == b'.').count();
-        if dots == 4 {
-            // RFC 7516 section 7.1: the JWE compact form has five segments.
-            return Err(JwtError::EncryptedTokenRejected);
-        }
-        if dots != 2 {
+        // Three segments: the common case is found with three `split_once`
+        // (memchr-backed, several times faster than counting every byte
+        // of a 1 KiB token); only a token with another number of dots
+        // pays for a full count, for the error message.
+        let three = token.split_once('.').and_then(|(header, rest)| {
+            let (payload, signature) = rest.split_once('.')?;
+            (!signature.contains('.')).then_some((header, payload, signature))
+        });
+        let Some((header_b64, payload, signature_b64)) = three else {
+            let dots = token.bytes().filter(|b| *b == b'.').count();
+            if dots == 4 {
+                // RFC 7516 section 7.1: the JWE compact form has five segments.
+                return Err(JwtError::EncryptedTokenRejected);
+            }
             return Err(JwtError::malformed(
                 TokenPart::Structure,
                 format!(
@@ -323,12 +331,6 @@ impl Validator {
                     dots + 1
                 ),
             ));
-        }
-        let mut segments = token.splitn(3, '.');
-        let (Some(header_b64), Some(payload), Some(signature_b64)) =
-            (segments.next(), segments.next(), segments.next())
-        else {
-            return Err(JwtError::malformed(TokenPart::Structure, "missing segment"));
         };
         let signing_input = &token[..header_b64.len() + 1 + payload.len()];
 
