@@ -157,8 +157,40 @@ pub(crate) fn split_cluster_path<'a>(path: &'a str, base: &str) -> Option<(Cow<'
 
 /// `.` or `..` segments, also percent-encoded (`%2e`): a server URL with a
 /// path prefix (Rancher, a gateway) must not be escaped by `/../`.
+///
+/// Segments are also split at `%2F`, `\` and `%5C`: Go's `net/http` hands
+/// handlers the decoded path (`%2F` becomes `/`) and some gateways treat `\`
+/// as `/` (as browsers do, WHATWG URL "path state"), so `..%2F` is `../` to
+/// any upstream that normalises after decoding.
 pub(crate) fn has_dot_segment(rest: &str) -> bool {
-    rest.split('/').any(is_dot_segment)
+    rest.split('/').any(|segment| {
+        let mut remaining = segment;
+        loop {
+            match next_encoded_separator(remaining) {
+                Some((start, len)) => {
+                    if is_dot_segment(&remaining[..start]) {
+                        return true;
+                    }
+                    remaining = &remaining[start + len..];
+                }
+                None => return is_dot_segment(remaining),
+            }
+        }
+    })
+}
+
+/// Where the first `\`, `%2F` or `%5C` (any case) in `segment` starts, and
+/// its length; all ASCII, so the offsets are character boundaries.
+fn next_encoded_separator(segment: &str) -> Option<(usize, usize)> {
+    let bytes = segment.as_bytes();
+    bytes.iter().enumerate().find_map(|(i, b)| match b {
+        b'\\' => Some((i, 1)),
+        b'%' => {
+            let code = bytes.get(i + 1..i + 3)?;
+            (code.eq_ignore_ascii_case(b"2f") || code.eq_ignore_ascii_case(b"5c")).then_some((i, 3))
+        }
+        _ => None,
+    })
 }
 
 /// `.`/`..` with each dot possibly written `%2e`/`%2E`; allocation-free.
@@ -256,5 +288,23 @@ mod tests {
         assert!(has_dot_segment("/api/%2E%2e/x"));
         assert!(!has_dot_segment("/api/v1/namespaces/a..b"));
         assert!(!has_dot_segment(""));
+    }
+
+    #[test]
+    fn finds_dot_segments_behind_encoded_slashes_and_backslashes() {
+        // An upstream that decodes %2F (or treats \ as /) before it
+        // normalises would see `/../` here and leave the server URL's prefix.
+        assert!(has_dot_segment("/..%2f..%2fother-cluster/api"));
+        assert!(has_dot_segment("/api/v1%2F..%2Fsecrets"));
+        assert!(has_dot_segment("/api/%2e%2e%2Fx"));
+        assert!(has_dot_segment("/..%5capi"));
+        assert!(has_dot_segment("/..\\api"));
+        assert!(has_dot_segment("/api/x%2F."));
+        // Encoded slashes without dot segments still pass (service proxy
+        // paths can carry them).
+        assert!(!has_dot_segment(
+            "/api/v1/namespaces/ns/services/s/proxy/a%2Fb..c"
+        ));
+        assert!(!has_dot_segment("/api/v1/namespaces/ns/pods/p%2F"));
     }
 }
