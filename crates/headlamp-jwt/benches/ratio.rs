@@ -108,6 +108,24 @@ fn main() {
 
     if std::env::var_os("PARTS").is_some() {
         parts(&token);
+        // Key-set load: each RSA JWK is parsed once per algorithm it may
+        // verify, one with "alg" once, one without for all six RSA ones.
+        let mut no_alg = jwk.clone();
+        no_alg.as_object_mut().unwrap().remove("alg");
+        for (name, key) in [("with \"alg\"", &jwk), ("without \"alg\"", &no_alg)] {
+            let doc = serde_json::json!({ "keys": [key] }).to_string();
+            let best = (0..50)
+                .map(|_| {
+                    time(|| {
+                        black_box(KeySet::from_jwks_json(black_box(doc.as_bytes())).unwrap());
+                    })
+                })
+                .fold(f64::MAX, f64::min);
+            println!(
+                "part: {:<42} min {best:7.3} us",
+                format!("KeySet load, 1 RSA JWK {name}")
+            );
+        }
     }
 }
 
