@@ -83,6 +83,12 @@ struct UnusableKey {
 /// drops everything else: symmetric (`oct`) keys, encryption keys
 /// (`use: enc`), private key material is ignored (only public members are
 /// read).
+///
+/// Each key is parsed by aws-lc-rs here, once per algorithm it may verify
+/// (one when the JWK names its `alg`, else every algorithm of its type), so
+/// a token costs a signature check and no key parsing. A key aws-lc-rs
+/// refuses (an EC point off its curve, an empty RSA exponent) is skipped
+/// like any other unusable key.
 #[derive(Clone, Default)]
 pub struct KeySet {
     keys: Vec<VerificationKey>,
