@@ -430,7 +430,7 @@ async fn set_token_then_the_api_and_me_use_it() {
             Method::POST,
             &server.url(&format!("/clusters/{CLUSTER}/set-token")),
             None,
-            &[],
+            &[("content-type", "application/json")],
         )
         .await
         .unwrap();

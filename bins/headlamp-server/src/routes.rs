@@ -262,6 +262,20 @@ where
     {
         return respond::status(&Status::forbidden("set-token refuses cross-site requests"));
     }
+    // Sec-Fetch-Site is absent in older browsers and says "same-site" for a
+    // sibling subdomain (*.apps.example.com). A JSON content type is not
+    // CORS-safelisted, so another origin's browser must ask a preflight,
+    // which we never grant (Fetch standard, "CORS-safelisted request-header");
+    // text/plain, form encodings and typeless bodies are what a cross-origin
+    // "simple" request can send. Headlamp's frontend sends application/json.
+    if !is_json(request.headers()) {
+        return respond::status(&Status::failure(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UnsupportedMediaType",
+            "set-token needs Content-Type: application/json (e.g. curl -H 'Content-Type: \
+             application/json' -d '{\"token\":\"...\"}')",
+        ));
+    }
     let (parts, body) = request.into_parts();
     let body = match Limited::new(body, session::max_set_token_body())
         .collect()
@@ -280,6 +294,16 @@ where
         }
     };
     session::set_token(scope, &parts.headers, &body)
+}
+
+/// Whether the request's media type is `application/json` (parameters such
+/// as `charset` allowed; RFC 9110 section 8.3.1: case-insensitive).
+fn is_json(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|media_type| media_type.trim().eq_ignore_ascii_case("application/json"))
 }
 
 /// `GET /healthz`: 200 `ok`, the body kube-apiserver's own `/healthz` sends.
@@ -612,6 +636,7 @@ users:
         );
         let token = format!("{}.{}.sig", b64(r#"{"alg":"RS256"}"#), b64(&claims));
         let request = Request::post("/h/clusters/plain/set-token")
+            .header(header::CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from(format!(r#"{{"token":"{token}"}}"#))))
             .unwrap();
         let response = send(&app, request).await;
@@ -642,9 +667,61 @@ users:
 
         let request = Request::post("/h/clusters/plain/set-token")
             .header("sec-fetch-site", "cross-site")
+            .header(header::CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from_static(br#"{"token":"x"}"#)))
             .unwrap();
         assert_eq!(send(&app, request).await.status(), StatusCode::FORBIDDEN);
+    }
+
+    /// Login CSRF: a page on another origin can send a "simple" POST (no
+    /// preflight) with a JSON-looking body as text/plain, a form encoding or
+    /// a typeless Blob, and browsers without Fetch Metadata (or a sibling
+    /// subdomain, which is same-site) are not stopped by Sec-Fetch-Site.
+    /// Only `application/json`, which needs a CORS preflight we never
+    /// grant, may set or clear a token.
+    #[tokio::test]
+    async fn set_token_takes_only_json_so_other_origins_cannot_plant_a_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = kubeconfig(dir.path());
+        let app = app(&[&format!("-kubeconfig={}", path.display())]).await;
+        let post = |content_type: Option<&str>, site: Option<&str>| {
+            let mut builder = Request::post("/clusters/plain/set-token");
+            if let Some(content_type) = content_type {
+                builder = builder.header(header::CONTENT_TYPE, content_type);
+            }
+            if let Some(site) = site {
+                builder = builder.header("sec-fetch-site", site);
+            }
+            builder
+                .body(Full::new(Bytes::from_static(
+                    br#"{"token":"attacker.token.sig"}"#,
+                )))
+                .unwrap()
+        };
+        for content_type in [
+            None,
+            Some("text/plain"),
+            Some("text/plain;charset=UTF-8"),
+            Some("application/x-www-form-urlencoded"),
+            Some("multipart/form-data; boundary=x"),
+            Some("application/jsonx"),
+        ] {
+            let response = send(&app, post(content_type, Some("same-site"))).await;
+            assert_eq!(
+                response.status(),
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "{content_type:?}"
+            );
+            assert!(
+                response.headers().get(header::SET_COOKIE).is_none(),
+                "{content_type:?}"
+            );
+        }
+        for content_type in ["application/json", "Application/JSON; charset=utf-8"] {
+            let response = send(&app, post(Some(content_type), Some("same-origin"))).await;
+            assert_eq!(response.status(), StatusCode::OK, "{content_type}");
+            assert!(response.headers().get(header::SET_COOKIE).is_some());
+        }
     }
 
     #[tokio::test]
