@@ -117,6 +117,11 @@ impl CookieScope {
         (!token.is_empty()).then_some(token)
     }
 
+    /// Whether the request carries any of this cluster's token chunks.
+    pub(crate) fn has_token(&self, headers: &HeaderMap) -> bool {
+        self.chunks(headers).next().is_some()
+    }
+
     /// The sealed refresh-token cookie of the request.
     pub(crate) fn read_refresh<'h>(&self, headers: &'h HeaderMap) -> Option<&'h str> {
         headlamp_oidc::cookie_value(headers, &self.refresh_name).filter(|v| !v.is_empty())

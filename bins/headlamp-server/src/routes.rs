@@ -218,6 +218,24 @@ where
     B: http_body::Body<Data = Bytes> + Send + Sync + 'static,
     B::Error: Into<BoxError>,
 {
+    // The token cookie is an ambient credential; WebSockets (exec, attach,
+    // port-forward) are not subject to CORS and SameSite=Strict does not
+    // stop a sibling subdomain (same site). A browser always sends Origin
+    // on a WebSocket handshake and on cross-origin requests, so a cookie
+    // request from a foreign origin is refused before the API server sees
+    // it (RFC 6455 section 10.2). Checked first: Origin is rare on
+    // same-origin requests, so the common path scans no cookies here.
+    if let Some(origin) = request.headers().get(header::ORIGIN)
+        && !is_own_origin(app, origin, &request)
+        && scope.has_token(request.headers())
+    {
+        return respond::status(&Status::forbidden(format!(
+            "requests to cluster {name} that carry its sign-in cookie must come from this \
+             server's own pages; Origin {:?} is another site. Scripts and tools: send \
+             Authorization: Bearer <token> without the cookie",
+            String::from_utf8_lossy(origin.as_bytes())
+        )));
+    }
     let set_cookies = match session::check(app, name, client, scope, request.headers(), false).await
     {
         Session::Ended(response) => return response,
@@ -294,6 +312,45 @@ where
         }
     };
     session::set_token(scope, &parts.headers, &body)
+}
+
+/// Whether `origin` (RFC 6454 serialisation) names this server as the
+/// browser reached it: the request's `Host` (or HTTP/2 authority), the
+/// `X-Forwarded-Host` a reverse proxy set (a page cannot set it: it is not
+/// a header scripts may add to a WebSocket handshake), or the configured
+/// `-oidc-callback-url`'s host. Only host and port are compared: a
+/// TLS-terminating proxy makes the browser's scheme differ from ours.
+fn is_own_origin<B>(app: &App, origin: &HeaderValue, request: &Request<B>) -> bool {
+    let Some(origin) = origin
+        .to_str()
+        .ok()
+        .and_then(|o| url::Url::parse(o).ok())
+        .filter(|o| matches!(o.scheme(), "http" | "https"))
+    else {
+        return false; // "null" (sandboxed or opaque origins) or garbage
+    };
+    let same = |authority: &str| {
+        url::Url::parse(&format!("{}://{}", origin.scheme(), authority.trim())).is_ok_and(|ours| {
+            ours.host() == origin.host()
+                && ours.port_or_known_default() == origin.port_or_known_default()
+                && ours.path() == "/"
+        })
+    };
+    let headers = request.headers();
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let authority = request.uri().authority().map(|a| a.as_str());
+    let forwarded = headers
+        .get("x-forwarded-host")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next());
+    let callback = app
+        .callback_url
+        .as_ref()
+        .and_then(|u| Some((u.host_str()?, u.port_or_known_default()?)))
+        .is_some_and(|(host, port)| {
+            origin.host_str() == Some(host) && origin.port_or_known_default() == Some(port)
+        });
+    callback || [host, authority, forwarded].into_iter().flatten().any(same)
 }
 
 /// Whether the request's media type is `application/json` (parameters such
@@ -671,6 +728,70 @@ users:
             .body(Full::new(Bytes::from_static(br#"{"token":"x"}"#)))
             .unwrap();
         assert_eq!(send(&app, request).await.status(), StatusCode::FORBIDDEN);
+    }
+
+    /// Cross-site WebSocket hijacking: WebSockets are not subject to CORS,
+    /// and a page on a sibling subdomain is same-site, so the browser
+    /// sends the SameSite=Strict token cookie with its handshake. Without
+    /// an Origin check that page could exec into pods as the signed-in user.
+    #[tokio::test]
+    async fn cookie_requests_from_another_origin_never_reach_the_api_server() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = kubeconfig(dir.path());
+        let app = app(&[&format!("-kubeconfig={}", path.display())]).await;
+        let request = |origin: Option<&str>, cookie: bool, forwarded_host: Option<&str>| {
+            let mut builder = Request::get(
+                "/clusters/plain/api/v1/namespaces/default/pods/p/exec?command=sh&stdin=true",
+            )
+            .header(header::HOST, "headlamp.apps.example.com")
+            .header(header::CONNECTION, "Upgrade")
+            .header(header::UPGRADE, "websocket")
+            .header(header::SEC_WEBSOCKET_VERSION, "13")
+            .header(header::SEC_WEBSOCKET_KEY, "dGhlIHNhbXBsZSBub25jZQ==")
+            .header(header::SEC_WEBSOCKET_PROTOCOL, "v5.channel.k8s.io");
+            if let Some(origin) = origin {
+                builder = builder.header(header::ORIGIN, origin);
+            }
+            if cookie {
+                builder = builder.header(header::COOKIE, "theme=dark; headlamp-auth-plain.0=a.b.c");
+            }
+            if let Some(host) = forwarded_host {
+                builder = builder.header("x-forwarded-host", host);
+            }
+            builder.body(Full::new(Bytes::new())).unwrap()
+        };
+        for origin in [
+            "https://evil.apps.example.com",
+            "https://headlamp.apps.example.com.evil.example",
+            "https://headlamp.apps.example.com:8443",
+            "null",
+            "not an origin",
+        ] {
+            let response = send(&app, request(Some(origin), true, None)).await;
+            assert_eq!(response.status(), StatusCode::FORBIDDEN, "{origin}");
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            let status: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(status["kind"], "Status", "{origin}");
+        }
+        // Our own origin (any scheme: a TLS proxy in front), a proxy that
+        // rewrites Host but says the original in X-Forwarded-Host, no Origin
+        // (kubectl, curl), or no cookie (the caller's own Authorization) all
+        // go on to the cluster (here a closed port, so not a 403).
+        let allowed = [
+            request(Some("https://headlamp.apps.example.com"), true, None),
+            request(Some("http://HEADLAMP.apps.example.com"), true, None),
+            request(
+                Some("https://headlamp.example.com"),
+                true,
+                Some("headlamp.example.com"),
+            ),
+            request(None, true, None),
+            request(Some("https://evil.apps.example.com"), false, None),
+        ];
+        for (i, request) in allowed.into_iter().enumerate() {
+            let status = send(&app, request).await.status();
+            assert_ne!(status, StatusCode::FORBIDDEN, "case {i}");
+        }
     }
 
     /// Login CSRF: a page on another origin can send a "simple" POST (no
