@@ -119,12 +119,37 @@ where
 
     let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
     strip_hop_by_hop(response.headers_mut(), switching && upgrade);
+    if !switching {
+        confine_to_sandbox(response.headers_mut());
+    }
     if let (true, Some(downstream)) = (switching, downstream_upgrade) {
         let upstream_io = hyper::upgrade::on(&mut response);
         let name = cluster.info.name.clone();
         tokio::spawn(tunnel(name, downstream, upstream_io));
     }
     Ok(response.map(ProxyBody::upstream))
+}
+
+/// Keeps an upstream answer from acting as one of our pages. Through
+/// `services/<name>/proxy/`, `pods/<name>/proxy/` and aggregated APIs, any
+/// workload in the cluster answers on our origin, where the token cookie is
+/// ambient: its HTML must not run script with our origin's rights
+/// (`Content-Security-Policy: sandbox` gives the document an opaque origin,
+/// CSP Level 3 section 6.3.2; `fetch` readers such as the frontend are
+/// unaffected), it must not be sniffed into HTML, and it must not set
+/// cookies on our origin (a planted token, or a tossed session).
+/// kube-apiserver itself never sets cookies.
+fn confine_to_sandbox(headers: &mut header::HeaderMap) {
+    headers.remove(header::SET_COOKIE);
+    // Appended: every policy present is enforced, the upstream's included.
+    headers.append(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
 }
 
 /// `X-Forwarded-For: <existing>, <client>` (the de-facto header; RFC 7239

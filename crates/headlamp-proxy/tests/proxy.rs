@@ -92,6 +92,47 @@ async fn passthrough_sends_the_cookie_token_and_strips_what_the_client_must_not_
     );
 }
 
+/// A Service reached through `services/<name>/proxy/` (or a pod proxy, or
+/// an aggregated API) answers on *our* origin, where the token cookie is
+/// ambient: its HTML must not run as our pages, and it must not plant
+/// cookies (a token of the attacker's, or a tossed session).
+#[tokio::test]
+async fn upstream_answers_cannot_run_script_or_set_cookies_on_our_origin() {
+    let upstream = start_upstream(None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kc = kubeconfig(
+        dir.path(),
+        "sa-token",
+        &[("test", &format!("http://{}", upstream.addr), "")],
+    );
+    let (addr, _task) = serve_proxy(proxy_for(ProxyMode::passthrough(), &kc).await).await;
+    let response = client()
+        .request(
+            get(
+                addr,
+                "/clusters/test/api/v1/namespaces/dev/services/evil:80/proxy/html-with-cookie",
+            )
+            .header("cookie", "headlamp-auth-test.0=alice")
+            .body(empty())
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let headers = response.headers();
+    assert!(!headers.contains_key("set-cookie"), "{headers:?}");
+    let csp: Vec<_> = headers.get_all("content-security-policy").iter().collect();
+    assert!(
+        csp.iter().any(|v| v.as_bytes() == b"sandbox"),
+        "{headers:?}"
+    );
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(
+        headers["content-type"], "text/html",
+        "the body itself passes unchanged"
+    );
+}
+
 #[tokio::test]
 async fn passthrough_without_a_token_lets_the_api_server_answer() {
     let upstream = start_upstream(None).await;

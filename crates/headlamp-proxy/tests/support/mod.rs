@@ -112,6 +112,20 @@ async fn handle(
         });
         return Ok(Response::new(StreamBody::new(stream).boxed()));
     }
+    if path.ends_with("/html-with-cookie") {
+        // What a Service behind `services/<name>/proxy/` can answer.
+        return Ok(Response::builder()
+            .header("content-type", "text/html")
+            .header(
+                "set-cookie",
+                "headlamp-auth-test.0=planted; Path=/clusters/test",
+            )
+            .header("set-cookie", "session=x; Path=/")
+            .body(full(
+                "<script>fetch('/clusters/test/api/v1/secrets')</script>",
+            ))
+            .unwrap());
+    }
     if path.ends_with("/unauthorized") {
         return Ok(Response::builder()
             .status(StatusCode::UNAUTHORIZED)
