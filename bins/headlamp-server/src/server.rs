@@ -97,6 +97,8 @@ pub(crate) enum ServerError {
 
 /// Runs the server until SIGINT or SIGTERM, then drains connections.
 pub(crate) async fn run(config: Arc<Config>) -> Result<(), ServerError> {
+    // First, so a signal sent as soon as we are up is never lost.
+    let signals = shutdown::Signals::install();
     let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
     let listener = bind(&config.listen).await?;
     let addr = listener
@@ -118,7 +120,7 @@ pub(crate) async fn run(config: Arc<Config>) -> Result<(), ServerError> {
         listener,
         tls,
         handler,
-        shutdown::signal(),
+        signals.recv(),
         shutdown::GRACE_PERIOD,
     )
     .await;

@@ -10,40 +10,71 @@ use std::time::Duration;
 /// How long in-flight requests may take to finish after a shutdown signal.
 pub(crate) const GRACE_PERIOD: Duration = Duration::from_secs(20);
 
-/// Resolves with the signal's name on the first SIGINT or SIGTERM.
+/// SIGINT and SIGTERM listeners, installed at once.
 ///
-/// If a handler cannot be installed (no signal support), that signal is
-/// simply never delivered; the other still works.
-pub(crate) async fn signal() -> &'static str {
-    let interrupt = async {
-        match tokio::signal::ctrl_c().await {
-            Ok(()) => "SIGINT",
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot listen for SIGINT");
-                std::future::pending().await
-            }
-        }
-    };
-    let terminate = async {
+/// They must exist before the server says it is listening: a signal that
+/// arrives before its handler is installed takes the default action (or,
+/// when the parent started us with the signal ignored, as a non-interactive
+/// shell does for background jobs, is dropped and the server never stops).
+/// `tokio::signal::ctrl_c()` would only install its handler when first
+/// polled, which is too late.
+pub(crate) struct Signals {
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    /// Installs the handlers. If one cannot be installed (no signal
+    /// support), that signal is never delivered; the other still works.
+    pub(crate) fn install() -> Self {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
-            match signal(SignalKind::terminate()) {
-                Ok(mut stream) => {
-                    stream.recv().await;
-                    "SIGTERM"
-                }
+            let listen = |kind: SignalKind, name: &str| match signal(kind) {
+                Ok(stream) => Some(stream),
                 Err(err) => {
-                    tracing::warn!(error = %err, "cannot listen for SIGTERM");
-                    std::future::pending().await
+                    tracing::warn!(error = %err, "cannot listen for {name}");
+                    None
                 }
+            };
+            Self {
+                interrupt: listen(SignalKind::interrupt(), "SIGINT"),
+                terminate: listen(SignalKind::terminate(), "SIGTERM"),
             }
         }
         #[cfg(not(unix))]
-        std::future::pending::<&'static str>().await
-    };
-    tokio::select! {
-        name = interrupt => name,
-        name = terminate => name,
+        Self {}
+    }
+
+    /// Resolves with the signal's name on the first SIGINT or SIGTERM.
+    pub(crate) async fn recv(self) -> &'static str {
+        #[cfg(unix)]
+        {
+            async fn next(
+                stream: Option<tokio::signal::unix::Signal>,
+                name: &'static str,
+            ) -> &'static str {
+                match stream {
+                    Some(mut stream) => {
+                        stream.recv().await;
+                        name
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                name = next(self.interrupt, "SIGINT") => name,
+                name = next(self.terminate, "SIGTERM") => name,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            match tokio::signal::ctrl_c().await {
+                Ok(()) => "SIGINT",
+                Err(_) => std::future::pending().await,
+            }
+        }
     }
 }
