@@ -19,6 +19,8 @@
 mod authenticate;
 mod clock;
 mod identity;
+#[cfg(feature = "rustls")]
+pub mod insecure_tls;
 mod secret;
 mod status;
 

@@ -15,14 +15,14 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use headlamp_core::Clock;
+use headlamp_core::insecure_tls::InsecureSkipVerify;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder, MaybeHttpsStream};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, RootCertStore};
 
 use crate::cluster::ConnectionSpec;
 use crate::credentials::{self, UpstreamToken};
@@ -169,7 +169,7 @@ fn tls_config(
     let builder = if spec.insecure_skip_tls_verify {
         builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(InsecureSkipVerify(provider)))
+            .with_custom_certificate_verifier(Arc::new(InsecureSkipVerify::new(provider)))
     } else {
         builder.with_root_certificates(root_store(spec.root_certs.as_deref())?)
     };
@@ -211,57 +211,6 @@ fn root_store(certs: Option<&[CertificateDer<'static>]>) -> Result<RootCertStore
         }
     }
     Ok(store)
-}
-
-/// `insecure-skip-tls-verify: true`: any certificate is accepted, but the
-/// handshake signatures are still checked so the connection is at least
-/// bound to the key the server presented.
-#[derive(Debug)]
-struct InsecureSkipVerify(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for InsecureSkipVerify {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }
 
 /// Marker error: TCP connect plus TLS handshake exceeded the connect
