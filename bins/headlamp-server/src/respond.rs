@@ -149,7 +149,8 @@ pub(crate) fn page(code: StatusCode, title: &str, message: &str) -> Response<Bod
     response
 }
 
-fn html_escape(text: &str) -> String {
+/// Escapes text for an HTML attribute value or element content.
+pub(crate) fn html_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

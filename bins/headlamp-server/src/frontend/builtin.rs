@@ -15,6 +15,7 @@ use bytes::Bytes;
 use http::HeaderValue;
 
 use super::{Asset, CachePolicy, content_etag, content_type};
+use crate::respond::html_escape;
 
 const INDEX_HTML: &str = include_str!("../../assets/index.html");
 const AUTH_HTML: &str = include_str!("../../assets/auth.html");
@@ -88,22 +89,6 @@ fn asset(text: String, file_name: &str) -> Asset {
         encoding: None,
         vary_encoding: false,
     }
-}
-
-/// Escapes text for an HTML attribute value or element content.
-fn html_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
